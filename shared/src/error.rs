@@ -1,0 +1,200 @@
+//! Typed errors of the API, and their mapping to each dialect's body: the one place that
+//! decides status codes and error bodies.
+
+use crate::identity::{IdentityError, USER_ADMIN_SCOPE};
+use crate::store::StoreError;
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+
+/// Seconds a client is asked to wait when DynamoDB throttles or is unreachable.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input; `field` names the offending field where there is one.
+    #[error("{message}")]
+    BadRequest {
+        field: Option<&'static str>,
+        message: String,
+    },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("Requires authentication")]
+    Unauthenticated,
+    /// Authenticated, but lacking a required scope.
+    #[error("Requires the {0} scope")]
+    InsufficientScope(&'static str),
+    /// Authenticated, but not as a user.
+    #[error("{0}")]
+    NotAUser(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NameExists(String),
+    #[error("Too many tokens ({cap}) already exist for this user.")]
+    CapReached { cap: u32 },
+    #[error("Method {0} is not allowed on this route")]
+    MethodNotAllowed(String),
+    #[error("The token store is temporarily unavailable; retry shortly")]
+    Unavailable,
+    #[error("Internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_field(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> ApiError {
+        match e {
+            IdentityError::Missing => ApiError::Unauthenticated,
+            IdentityError::NotAUser => ApiError::NotAUser(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::CapReached { cap } => ApiError::CapReached { cap },
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(reason, "token store unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Corrupt(reason) | StoreError::Failed(reason) => {
+                tracing::error!(reason, "token store failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Quay's ApiError body: `{status, error_message, title, error_type, detail, type}`.
+/// `host` is the API's domain name, for the `type` URL as Quay builds it.
+pub fn quay_response(error: &ApiError, host: Option<&str>) -> Response<Body> {
+    let (status, kind, detail) = match error {
+        ApiError::BadRequest { .. } | ApiError::UnsupportedMediaType(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_request", error.to_string())
+        }
+        ApiError::CapReached { cap } => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("Too many app-specific tokens ({cap}) already exist for this user; revoke one first."),
+        ),
+        ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "invalid_token", error.to_string()),
+        ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => {
+            (StatusCode::FORBIDDEN, "insufficient_scope", "Unauthorized".to_owned())
+        }
+        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not Found".to_owned()),
+        ApiError::NameExists(_) => (StatusCode::CONFLICT, "invalid_request", error.to_string()),
+        ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", error.to_string()),
+        ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", error.to_string()),
+        ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", error.to_string()),
+    };
+    let type_url = match host {
+        Some(host) if !host.is_empty() => format!("https://{host}/api/v1/error/{kind}"),
+        _ => format!("/api/v1/error/{kind}"),
+    };
+    let body = json!({
+        "status": status.as_u16(),
+        "error_message": detail,
+        "title": kind,
+        "error_type": kind,
+        "detail": detail,
+        "type": type_url,
+    });
+    with_auth_headers(json_response(status, &body), error)
+}
+
+/// Unleash's error body: `{id, name, message, details}`; `details` names the field at fault.
+pub fn unleash_response(error: &ApiError) -> Response<Body> {
+    let (status, name, message) = match error {
+        ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "BadDataError", error.to_string()),
+        ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "ContentTypeError", error.to_string()),
+        ApiError::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationRequired",
+            "You must log in to use this API. Send a personal access token or session in the Authorization header."
+                .to_owned(),
+        ),
+        ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => (StatusCode::FORBIDDEN, "NoAccessError", error.to_string()),
+        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError", error.to_string()),
+        ApiError::NameExists(_) => (StatusCode::CONFLICT, "NameExistsError", error.to_string()),
+        ApiError::CapReached { cap } => (
+            StatusCode::FORBIDDEN,
+            "OperationDeniedError",
+            format!("Too many PATs ({cap}) already exist for this user."),
+        ),
+        ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError", error.to_string()),
+        ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", error.to_string()),
+        ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", error.to_string()),
+    };
+    let mut detail = json!({ "message": message });
+    if let ApiError::BadRequest {
+        field: Some(field), ..
+    } = error
+    {
+        detail["path"] = Value::String(format!("/body/{field}"));
+    }
+    let body = json!({
+        "id": uuid::Uuid::new_v4(),
+        "name": name,
+        "message": message,
+        "details": [detail],
+    });
+    with_auth_headers(json_response(status, &body), error)
+}
+
+/// RFC 6750 challenges, and `Retry-After` for 503s.
+fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response<Body> {
+    let headers = response.headers_mut();
+    match error {
+        ApiError::Unauthenticated => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"token-service\""),
+            );
+        }
+        ApiError::InsufficientScope(_) => {
+            let challenge = format!("Bearer realm=\"token-service\", error=\"insufficient_scope\", scope=\"{USER_ADMIN_SCOPE}\"");
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        ApiError::Unavailable => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        _ => {}
+    }
+    response
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}

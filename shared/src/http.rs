@@ -1,0 +1,82 @@
+//! Reading API Gateway requests, the same way for both dialects.
+
+use crate::error::ApiError;
+use lambda_http::http::{header, Method};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::{Map, Value};
+
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The body as a JSON object: JSON content type (or none), at most 16 KiB, well-formed, an object.
+pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json"
+            && !(essence.starts_with("application/") && essence.ends_with("+json"))
+        {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type must be application/json, not {essence:?}"
+            )));
+        }
+    }
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::bad(format!(
+            "Request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        )));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad("Missing JSON body"));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Null) => Err(ApiError::bad("Missing JSON body")),
+        Ok(_) => Err(ApiError::bad("JSON body must be an object")),
+        Err(e) => Err(ApiError::bad(format!("Malformed JSON body: {e}"))),
+    }
+}
+
+/// Routes are bound to one method by API Gateway; a direct invoke with another is refused.
+pub fn require_method(request: &Request, expected: Method) -> Result<(), ApiError> {
+    if request.method() == expected {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed(request.method().to_string()))
+    }
+}
+
+pub fn path_parameter(request: &Request, name: &str) -> Option<String> {
+    request
+        .path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+}
+
+pub fn query_parameter(request: &Request, name: &str) -> Option<String> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
+}
+
+/// The API's domain name, from the request context.
+pub fn host(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.domain_name.clone(),
+        _ => None,
+    }
+}

@@ -1,0 +1,185 @@
+//! Who is calling: read only from API Gateway's request context, never from anything the
+//! client sends. Two sources: this project's Lambda authorizer context
+//! (`requestContext.authorizer.lambda` = `{user_id, auth, token_uuid, scopes}`) and API
+//! Gateway's own JWT authorizer (`requestContext.authorizer.jwt.claims`).
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The scope Quay requires of OAuth/JWT callers on the app-token routes.
+pub const USER_ADMIN_SCOPE: &str = "user:admin";
+const MAX_USER_ID_BYTES: usize = 512;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A personal access token: acts as its user on every route.
+    Pat { token_uuid: Option<Uuid> },
+    /// A session (JWT): limited to its scopes.
+    Jwt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub method: AuthMethod,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("Requires authentication")]
+    Missing,
+    /// Authenticated, but not as a user (e.g. an IAM principal): no tokens of its own.
+    #[error("Personal tokens require an authenticated user")]
+    NotAUser,
+}
+
+impl Caller {
+    pub fn from_request(request: &Request) -> Result<Caller, IdentityError> {
+        let authorizer = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref(),
+            _ => None,
+        }
+        .ok_or(IdentityError::Missing)?;
+
+        if !authorizer.fields.is_empty() {
+            return from_lambda_context(&authorizer.fields);
+        }
+        if let Some(jwt) = &authorizer.jwt {
+            let user_id = jwt
+                .claims
+                .get("sub")
+                .map(String::as_str)
+                .unwrap_or_default();
+            let mut scopes: Vec<String> = ["scope", "scp"]
+                .iter()
+                .filter_map(|claim| jwt.claims.get(*claim))
+                .flat_map(|s| split_scopes(s))
+                .collect();
+            scopes.extend(jwt.scopes.iter().flatten().cloned());
+            return Ok(Caller {
+                user_id: checked_user(user_id)?,
+                method: AuthMethod::Jwt,
+                scopes,
+            });
+        }
+        if authorizer.iam.is_some() {
+            return Err(IdentityError::NotAUser);
+        }
+        Err(IdentityError::Missing)
+    }
+
+    /// PATs act as their user everywhere (as Unleash's do); sessions need the scope.
+    pub fn may(&self, scope: &str) -> bool {
+        matches!(self.method, AuthMethod::Pat { .. }) || self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+fn from_lambda_context(
+    fields: &std::collections::HashMap<String, Value>,
+) -> Result<Caller, IdentityError> {
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    let user_id = checked_user(text("user_id").unwrap_or_default())?;
+    let scopes = split_scopes(text("scopes").unwrap_or_default());
+    let method = match text("auth") {
+        Some("pat") => AuthMethod::Pat {
+            token_uuid: text("token_uuid").and_then(|u| Uuid::parse_str(u).ok()),
+        },
+        Some("jwt") => AuthMethod::Jwt,
+        _ => return Err(IdentityError::NotAUser),
+    };
+    Ok(Caller {
+        user_id,
+        method,
+        scopes,
+    })
+}
+
+fn checked_user(user_id: &str) -> Result<String, IdentityError> {
+    if user_id.is_empty()
+        || user_id.len() > MAX_USER_ID_BYTES
+        || user_id.chars().any(char::is_control)
+    {
+        return Err(IdentityError::Missing);
+    }
+    Ok(user_id.to_owned())
+}
+
+fn split_scopes(text: &str) -> Vec<String> {
+    text.split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request_with_authorizer(authorizer: Value) -> Request {
+        let event = json!({
+            "version": "2.0", "routeKey": "GET /x", "rawPath": "/x", "rawQueryString": "",
+            "headers": {}, "isBase64Encoded": false,
+            "requestContext": {
+                "accountId": "1", "apiId": "a", "domainName": "h", "domainPrefix": "h",
+                "http": {"method": "GET", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "GET /x", "stage": "$default", "time": "01/Jan/2025:00:00:00 +0000", "timeEpoch": 0,
+                "authorizer": authorizer
+            }
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("valid event")
+    }
+
+    #[test]
+    fn reads_this_projects_authorizer_context() {
+        let uuid = Uuid::new_v4();
+        let req = request_with_authorizer(json!({"lambda": {
+            "user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": ""
+        }}));
+        let caller = Caller::from_request(&req).unwrap();
+        assert_eq!(caller.user_id, "alice");
+        assert_eq!(
+            caller.method,
+            AuthMethod::Pat {
+                token_uuid: Some(uuid)
+            }
+        );
+        assert!(caller.may(USER_ADMIN_SCOPE));
+    }
+
+    #[test]
+    fn reads_jwt_claims_and_scopes() {
+        let req = request_with_authorizer(
+            json!({"jwt": {"claims": {"sub": "bob", "scope": "openid user:admin"}, "scopes": null}}),
+        );
+        let caller = Caller::from_request(&req).unwrap();
+        assert_eq!(caller.user_id, "bob");
+        assert_eq!(caller.method, AuthMethod::Jwt);
+        assert!(caller.may(USER_ADMIN_SCOPE));
+
+        let req =
+            request_with_authorizer(json!({"jwt": {"claims": {"sub": "bob", "scope": "openid"}}}));
+        assert!(!Caller::from_request(&req).unwrap().may(USER_ADMIN_SCOPE));
+    }
+
+    #[test]
+    fn no_or_empty_identity_is_missing() {
+        assert_eq!(
+            Caller::from_request(&Request::default()),
+            Err(IdentityError::Missing)
+        );
+        let req = request_with_authorizer(json!({"lambda": {"user_id": "", "auth": "pat"}}));
+        assert_eq!(Caller::from_request(&req), Err(IdentityError::Missing));
+        let req = request_with_authorizer(json!({"jwt": {"claims": {"iss": "x"}}}));
+        assert_eq!(Caller::from_request(&req), Err(IdentityError::Missing));
+    }
+
+    #[test]
+    fn unknown_auth_kind_is_not_a_user() {
+        let req = request_with_authorizer(json!({"lambda": {"user_id": "svc", "auth": "apikey"}}));
+        assert_eq!(Caller::from_request(&req), Err(IdentityError::NotAUser));
+    }
+}

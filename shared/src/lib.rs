@@ -1,0 +1,19 @@
+//! The token service's common crate: everything the Lambda binaries share.
+//!
+//! - `tokens`: the domain (token model, secret format, lifetime rules)
+//! - `store`: DynamoDB items and calls
+//! - `identity`: who is calling, from API Gateway's request context
+//! - `quay`, `unleash`: the two API dialects; `error`: their error bodies
+//! - `config`, `app`, `telemetry`: what a function builds once at cold start
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod quay;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+pub use app::App;

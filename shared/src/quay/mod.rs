@@ -1,0 +1,236 @@
+//! Red Hat Quay's `appspecifictokens` dialect: `/api/v1/user/apptoken[/{token_uuid}]`.
+//! Views, request parsing and handlers; errors become Quay's ApiError body in `crate::error`.
+
+use crate::app::App;
+use crate::error::{self, empty_response, json_response, ApiError};
+use crate::http::{self, host};
+use crate::identity::{Caller, USER_ADMIN_SCOPE};
+use crate::store::Revoked;
+use crate::tokens::{resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, Token};
+use chrono::{DateTime, Duration, Utc};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// `POST /api/v1/user/apptoken` → 201 `{"token": {..., "token_code"}}`.
+pub async fn create_app_token(app: &App, request: Request) -> Response<Body> {
+    respond(&request, create(app, &request, Utc::now()).await)
+}
+
+/// `GET /api/v1/user/apptoken[?expiring=true|false]` → 200 `{"tokens": [...], "only_expiring": ...}`.
+pub async fn list_app_tokens(app: &App, request: Request) -> Response<Body> {
+    respond(&request, list(app, &request, Utc::now()).await)
+}
+
+/// `GET /api/v1/user/apptoken/{token_uuid}` → 200 `{"token": {...}}` (no secret).
+pub async fn get_app_token(app: &App, request: Request) -> Response<Body> {
+    respond(&request, get(app, &request, Utc::now()).await)
+}
+
+/// `DELETE /api/v1/user/apptoken/{token_uuid}` → 204.
+pub async fn revoke_app_token(app: &App, request: Request) -> Response<Body> {
+    respond(&request, revoke(app, &request, Utc::now()).await)
+}
+
+fn respond(request: &Request, result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(|e| error::quay_response(&e, host(request).as_deref()))
+}
+
+/// Quay's `require_user_admin`: sessions need `user:admin`; PATs act as their user.
+fn user_admin(request: &Request) -> Result<Caller, ApiError> {
+    let caller = Caller::from_request(request)?;
+    if caller.may(USER_ADMIN_SCOPE) {
+        Ok(caller)
+    } else {
+        Err(ApiError::InsufficientScope(USER_ADMIN_SCOPE))
+    }
+}
+
+async fn create(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::POST)?;
+    let caller = user_admin(request)?;
+    let body = http::json_object_body(request)?;
+    let title = match body.get("title") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_field("title", "'title' is required"))
+        }
+        Some(Value::String(raw)) => {
+            validate_title(raw).map_err(|e| ApiError::bad_field("title", format!("'title' {e}")))?
+        }
+        Some(_) => return Err(ApiError::bad_field("title", "'title' must be a string")),
+    };
+    let requested = requested_expiration(body.get("expiration"), now)?;
+    let expires = resolve_expiry(requested, now, &app.config).map_err(|e| match e {
+        ExpiryError::InPast => {
+            ApiError::bad_field("expiration", "'expiration' must be in the future")
+        }
+        ExpiryError::BeyondMaximum { max } => ApiError::bad_field(
+            "expiration",
+            format!("'expiration' must be at most {max} from now"),
+        ),
+    })?;
+    let issued = app.issue(&caller.user_id, title, expires, now).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "token": view(&issued.token, Some(&issued.secret)) }),
+    ))
+}
+
+/// `expiration`: an RFC 3339 date-time, or whole seconds from now; absent or null for the default.
+fn requested_expiration(
+    value: Option<&Value>,
+    now: DateTime<Utc>,
+) -> Result<RequestedExpiry, ApiError> {
+    const HINT: &str =
+        "'expiration' must be an RFC 3339 date-time or a whole number of seconds from now";
+    match value {
+        None | Some(Value::Null) => Ok(RequestedExpiry::Default),
+        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text.trim())
+            .map(|at| RequestedExpiry::At(at.with_timezone(&Utc)))
+            .map_err(|_| ApiError::bad_field("expiration", HINT)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(Duration::try_seconds)
+            .and_then(|d| now.checked_add_signed(d))
+            .map(RequestedExpiry::At)
+            .ok_or_else(|| ApiError::bad_field("expiration", HINT)),
+        Some(_) => Err(ApiError::bad_field("expiration", HINT)),
+    }
+}
+
+async fn list(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::GET)?;
+    let caller = user_admin(request)?;
+    let only_expiring = match http::query_parameter(request, "expiring") {
+        None => None,
+        Some(text) => Some(parse_flag(&text).ok_or_else(|| {
+            ApiError::bad_field(
+                "expiring",
+                format!("Invalid value for 'expiring': {text:?}; use true or false"),
+            )
+        })?),
+    };
+    let soon = now + app.config.expiring_soon_window();
+    let mut tokens: Vec<Token> = app
+        .store
+        .list_tokens(&caller.user_id)
+        .await?
+        .into_iter()
+        .filter(|t| !t.is_expired(now))
+        .filter(|t| only_expiring != Some(true) || t.expires.is_some_and(|at| at <= soon))
+        .collect();
+    tokens.sort_by(|a, b| b.created.cmp(&a.created).then(b.number.cmp(&a.number)));
+    let views: Vec<Value> = tokens.iter().map(|t| view(t, None)).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "tokens": views, "only_expiring": only_expiring }),
+    ))
+}
+
+/// `true`/`false`/`1`/`0`, any case; anything else is refused rather than read as true.
+fn parse_flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+async fn get(app: &App, request: &Request, now: DateTime<Utc>) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::GET)?;
+    let caller = user_admin(request)?;
+    let uuid = token_uuid(request)?;
+    match app.store.get_token(&caller.user_id, &uuid).await? {
+        Some(token) if !token.is_expired(now) => Ok(json_response(
+            StatusCode::OK,
+            &json!({ "token": view(&token, None) }),
+        )),
+        _ => Err(not_found()),
+    }
+}
+
+async fn revoke(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::DELETE)?;
+    let caller = user_admin(request)?;
+    let uuid = token_uuid(request)?;
+    match app.store.revoke(&caller.user_id, &uuid, now).await? {
+        Revoked::Yes => {
+            tracing::info!(user_id = caller.user_id, token_uuid = %uuid, "token revoked");
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        Revoked::NotFound => Err(not_found()),
+    }
+}
+
+/// A malformed uuid answers exactly like an unknown one.
+fn token_uuid(request: &Request) -> Result<Uuid, ApiError> {
+    http::path_parameter(request, "token_uuid")
+        .and_then(|text| Uuid::parse_str(&text).ok())
+        .ok_or_else(not_found)
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("Not Found".into())
+}
+
+/// Quay's token view; `token_code` only in the create response.
+pub fn view(token: &Token, secret: Option<&Secret>) -> Value {
+    let mut view = json!({
+        "uuid": token.uuid,
+        "title": token.title,
+        "last_accessed": token.last_used.map(rfc2822),
+        "created": rfc2822(token.created),
+        "expiration": token.expires.map(rfc2822),
+    });
+    if let Some(secret) = secret {
+        view["token_code"] = Value::String(secret.expose().to_owned());
+    }
+    view
+}
+
+/// Quay's date format: RFC 2822 in UTC written as `-0000`.
+pub fn rfc2822(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S -0000").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_use_rfc2822_with_minus_zero() {
+        let at = DateTime::parse_from_rfc3339("2025-01-08T19:32:48.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc2822(at), "Wed, 08 Jan 2025 19:32:48 -0000");
+    }
+
+    #[test]
+    fn expiring_flag_is_strict() {
+        for (text, want) in [
+            ("true", Some(true)),
+            ("TRUE", Some(true)),
+            ("1", Some(true)),
+            ("False", Some(false)),
+            ("0", Some(false)),
+        ] {
+            assert_eq!(parse_flag(text), want, "{text}");
+        }
+        for text in ["", "yes", "no", "null", "2", "tru"] {
+            assert_eq!(parse_flag(text), None, "{text}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Test and local-run harness: real DynamoDB Local (one per process, on a free port, gone when
+//! the process exits), tables created from `template.yaml` itself, and DynamoDB clients that
+//! count the requests they send.
+
+pub mod dynamodb_local;
+pub mod template;
+
+pub use dynamodb_local::DynamoLocal;
+
+use std::path::PathBuf;
+
+/// The repository root (this package's manifest lives there).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where `scripts/bootstrap` installs the external tools.
+pub fn tools_dir() -> PathBuf {
+    workspace_root().join(".tools")
+}
+
+/// How to fix a missing tool, said the same way everywhere.
+pub const INSTALL_HINT: &str = "run ./scripts/bootstrap (./scripts/test runs it for you)";

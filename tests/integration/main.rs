@@ -1,0 +1,8 @@
+//! Integration tests: every handler against real DynamoDB Local, fed from `events/*.json`.
+//! One test binary, so one DynamoDB Local serves the whole run; each test gets its own table.
+
+mod support;
+
+mod create_app_token;
+mod quay;
+mod store;

@@ -1,0 +1,409 @@
+//! The four Quay routes through their handlers, from `events/*.json`, against DynamoDB Local.
+
+use crate::support::*;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use shared::quay::{create_app_token, get_app_token, list_app_tokens, revoke_app_token};
+use shared::store::NewToken;
+use shared::tokens::Secret;
+use uuid::Uuid;
+
+async fn create(env: &TestEnv, user: &str, body: Value) -> Answer {
+    let event = with_body(
+        as_user(event("create-app-token.json"), user),
+        &body.to_string(),
+    );
+    answer(create_app_token(&env.app, request(&event)).await)
+}
+
+async fn create_ok(env: &TestEnv, user: &str, body: Value) -> Value {
+    let answer = create(env, user, body).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    answer.json()["token"].clone()
+}
+
+async fn list(env: &TestEnv, user: &str, query: Option<&str>) -> Answer {
+    let mut event = as_user(event("list-app-tokens.json"), user);
+    event["rawQueryString"] = query.unwrap_or_default().into();
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
+    answer(list_app_tokens(&env.app, request(&event)).await)
+}
+
+fn at_uuid(event: Value, user: &str, uuid: &str) -> Value {
+    let mut event = as_user(event, user);
+    event["rawPath"] = format!("/api/v1/user/apptoken/{uuid}").into();
+    event["pathParameters"] = json!({ "token_uuid": uuid });
+    event
+}
+
+async fn get(env: &TestEnv, user: &str, uuid: &str) -> Answer {
+    answer(
+        get_app_token(
+            &env.app,
+            request(&at_uuid(event("get-app-token.json"), user, uuid)),
+        )
+        .await,
+    )
+}
+
+async fn revoke(env: &TestEnv, user: &str, uuid: &str) -> Answer {
+    answer(
+        revoke_app_token(
+            &env.app,
+            request(&at_uuid(event("revoke-app-token.json"), user, uuid)),
+        )
+        .await,
+    )
+}
+
+fn uuids(list: &Answer) -> Vec<String> {
+    assert_eq!(list.status, 200, "{}", list.text);
+    list.json()["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uuid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn rfc2822(value: &Value) -> DateTime<Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a date: {value}"));
+    assert!(text.ends_with(" -0000"), "{text}");
+    DateTime::parse_from_rfc2822(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// The view every route shows: exactly these fields, with these types.
+fn assert_view(token: &Value, with_code: bool) {
+    let mut keys: Vec<&str> = token
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut expected = vec!["created", "expiration", "last_accessed", "title", "uuid"];
+    if with_code {
+        expected.push("token_code");
+        expected.sort_unstable();
+    }
+    assert_eq!(keys, expected, "{token}");
+    assert!(Uuid::parse_str(token["uuid"].as_str().unwrap()).is_ok());
+    assert!(token["title"].is_string());
+    rfc2822(&token["created"]);
+    assert!(token["expiration"].is_null() || rfc2822(&token["expiration"]) > Utc::now());
+    assert!(token["last_accessed"].is_null() || token["last_accessed"].is_string());
+}
+
+#[tokio::test]
+async fn shapes_of_list_and_get_match_quay() {
+    let env = TestEnv::with_config(&[
+        ("DEFAULT_TOKEN_LIFETIME", "never"),
+        ("MAX_TOKEN_LIFETIME", "none"),
+    ])
+    .await;
+    let forever = create_ok(&env, "alice", json!({"title": "forever"})).await;
+    assert_view(&forever, true);
+    assert_eq!(
+        forever["expiration"],
+        Value::Null,
+        "the default lifetime 'never' gives a null expiration"
+    );
+    assert_eq!(forever["last_accessed"], Value::Null);
+
+    let in_an_hour = create_ok(
+        &env,
+        "alice",
+        json!({"title": "hourly", "expiration": 3600}),
+    )
+    .await;
+    let expires = rfc2822(&in_an_hour["expiration"]);
+    assert!(
+        (expires - Utc::now() - Duration::hours(1))
+            .num_seconds()
+            .abs()
+            <= 2,
+        "{expires}"
+    );
+
+    let listed = list(&env, "alice", None).await;
+    let body = listed.json();
+    assert_eq!(body.as_object().unwrap().len(), 2);
+    assert_eq!(body["only_expiring"], Value::Null);
+    let tokens = body["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    for token in tokens {
+        assert_view(token, false);
+    }
+    // Newest first.
+    assert_eq!(tokens[0]["uuid"], in_an_hour["uuid"]);
+    assert_eq!(tokens[1]["uuid"], forever["uuid"]);
+
+    let got = get(&env, "alice", forever["uuid"].as_str().unwrap()).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    let body = got.json();
+    assert_eq!(body.as_object().unwrap().len(), 1);
+    assert_view(&body["token"], false);
+    let mut without_code = forever.clone();
+    without_code.as_object_mut().unwrap().remove("token_code");
+    assert_eq!(body["token"], without_code);
+}
+
+#[tokio::test]
+async fn create_list_get_revoke_and_the_secret_stops_resolving() {
+    let env = TestEnv::new().await;
+    let token = create_ok(&env, "alice", json!({"title": "deploy"})).await;
+    let uuid = token["uuid"].as_str().unwrap();
+    let secret = Secret::parse(token["token_code"].as_str().unwrap()).unwrap();
+    assert!(env
+        .app
+        .store
+        .find_secret(&secret.digest())
+        .await
+        .unwrap()
+        .is_some());
+
+    assert_eq!(uuids(&list(&env, "alice", None).await), [uuid]);
+    assert_eq!(get(&env, "alice", uuid).await.status, 200);
+
+    let revoked = revoke(&env, "alice", uuid).await;
+    assert_eq!(revoked.status, 204);
+    assert_eq!(revoked.text, "");
+
+    assert_quay_error(&get(&env, "alice", uuid).await, 404, "not_found");
+    assert!(uuids(&list(&env, "alice", None).await).is_empty());
+    assert_quay_error(&revoke(&env, "alice", uuid).await, 404, "not_found");
+    assert_eq!(
+        env.app.store.find_secret(&secret.digest()).await.unwrap(),
+        None,
+        "the revoked secret still resolves"
+    );
+    // Only the counter item is left.
+    assert_eq!(env.scan_all().await.len(), 1);
+}
+
+#[tokio::test]
+async fn another_users_token_is_invisible_and_untouchable() {
+    let env = TestEnv::new().await;
+    let token = create_ok(&env, "alice", json!({"title": "mine"})).await;
+    let uuid = token["uuid"].as_str().unwrap();
+
+    assert!(uuids(&list(&env, "bob", None).await).is_empty());
+    let not_found = assert_quay_error(&get(&env, "bob", uuid).await, 404, "not_found");
+    let revoked = revoke(&env, "bob", uuid).await;
+    assert_eq!(assert_quay_error(&revoked, 404, "not_found"), not_found);
+
+    // The same answer as for a token that never existed, or a malformed uuid.
+    let unknown = get(&env, "bob", &Uuid::new_v4().to_string()).await;
+    assert_eq!(assert_quay_error(&unknown, 404, "not_found"), not_found);
+    let malformed = get(&env, "bob", "not-a-uuid").await;
+    assert_eq!(assert_quay_error(&malformed, 404, "not_found"), not_found);
+    assert_quay_error(&revoke(&env, "bob", "../etc").await, 404, "not_found");
+
+    assert_eq!(
+        get(&env, "alice", uuid).await.status,
+        200,
+        "alice's token was harmed"
+    );
+    assert_eq!(uuids(&list(&env, "alice", None).await), [uuid]);
+}
+
+#[tokio::test]
+async fn expiring_returns_exactly_the_tokens_expiring_soon() {
+    // No default lifetime: `soon` is 10% of 4 weeks = 2.8 days.
+    let env = TestEnv::with_config(&[
+        ("DEFAULT_TOKEN_LIFETIME", "never"),
+        ("MAX_TOKEN_LIFETIME", "none"),
+    ])
+    .await;
+    let hour = create_ok(&env, "alice", json!({"title": "1h", "expiration": 3600})).await;
+    let in_ten_days = (Utc::now() + Duration::days(10)).to_rfc3339();
+    let ten_days = create_ok(
+        &env,
+        "alice",
+        json!({"title": "10d", "expiration": in_ten_days}),
+    )
+    .await;
+    let never = create_ok(&env, "alice", json!({"title": "never"})).await;
+    let now = Utc::now();
+    let expired = NewToken {
+        user_id: "alice".into(),
+        uuid: Uuid::new_v4(),
+        title: "expired".into(),
+        created: now - Duration::days(2),
+        expires: Some(now - Duration::minutes(5)),
+    };
+    env.app
+        .store
+        .create_token(
+            expired.clone(),
+            &Secret::generate().unwrap().digest(),
+            100,
+            Duration::days(1),
+        )
+        .await
+        .unwrap();
+
+    let id = |t: &Value| t["uuid"].as_str().unwrap().to_owned();
+    let mut all_live = vec![id(&hour), id(&ten_days), id(&never)];
+    all_live.sort();
+    for (query, only_expiring) in [
+        (None, Value::Null),
+        (Some("expiring=false"), json!(false)),
+        (Some("expiring=FALSE"), json!(false)),
+        (Some("expiring=0"), json!(false)),
+    ] {
+        let answer = list(&env, "alice", query).await;
+        assert_eq!(answer.json()["only_expiring"], only_expiring, "{query:?}");
+        let mut got = uuids(&answer);
+        got.sort();
+        assert_eq!(got, all_live, "{query:?}");
+    }
+    for query in ["expiring=true", "expiring=True", "expiring=1"] {
+        let answer = list(&env, "alice", Some(query)).await;
+        assert_eq!(answer.json()["only_expiring"], json!(true));
+        assert_eq!(uuids(&answer), [id(&hour)], "{query}");
+    }
+    for query in ["expiring=yes", "expiring=", "expiring=2", "expiring=null"] {
+        let detail = assert_quay_error(
+            &list(&env, "alice", Some(query)).await,
+            400,
+            "invalid_request",
+        );
+        assert!(detail.contains("'expiring'"), "{detail}");
+    }
+    // The expired token is hidden from list and get, but revoking it still works, as in Quay.
+    assert_quay_error(
+        &get(&env, "alice", &expired.uuid.to_string()).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(
+        revoke(&env, "alice", &expired.uuid.to_string())
+            .await
+            .status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn a_list_spanning_many_dynamodb_pages_returns_every_token() {
+    let env = TestEnv::new().await.with_page_size(3);
+    let mut created = Vec::new();
+    for i in 0..10 {
+        created.push(
+            create_ok(&env, "alice", json!({"title": format!("t{i}")})).await["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    env.requests.reset();
+    let got = uuids(&list(&env, "alice", None).await);
+    // 10 tokens and the counter item, 3 per page: at least 4 Query calls.
+    assert!(
+        env.requests.get("Query") >= 4,
+        "{:?}",
+        env.requests.snapshot()
+    );
+    created.reverse();
+    assert_eq!(got, created, "every token, newest first");
+}
+
+#[tokio::test]
+async fn expiration_on_create_is_validated() {
+    let env = TestEnv::with_config(&[
+        ("MAX_TOKEN_LIFETIME", "30d"),
+        ("DEFAULT_TOKEN_LIFETIME", "7d"),
+    ])
+    .await;
+    let past = (Utc::now() - Duration::minutes(1)).to_rfc3339();
+    let far = (Utc::now() + Duration::days(31)).to_rfc3339();
+    for (expiration, expected) in [
+        (json!(past), "must be in the future"),
+        (json!(-5), "must be in the future"),
+        (json!(0), "must be in the future"),
+        (json!(far), "at most 30 days"),
+        (json!(31 * 86_400), "at most 30 days"),
+        (json!("next tuesday"), "RFC 3339"),
+        (json!("2030-01-01"), "RFC 3339"),
+        (json!(12.5), "RFC 3339"),
+        (json!(true), "RFC 3339"),
+        (json!(i64::MAX), "RFC 3339"),
+    ] {
+        let answer = create(
+            &env,
+            "alice",
+            json!({"title": "t", "expiration": expiration}),
+        )
+        .await;
+        let detail = assert_quay_error(&answer, 400, "invalid_request");
+        assert!(
+            detail.contains("'expiration'") && detail.contains(expected),
+            "{expiration}: {detail}"
+        );
+    }
+    let at = (Utc::now() + Duration::days(30) - Duration::minutes(1)).to_rfc3339();
+    let ok = create_ok(&env, "alice", json!({"title": "t", "expiration": at})).await;
+    assert!(rfc2822(&ok["expiration"]) > Utc::now() + Duration::days(29));
+    let default = create_ok(&env, "alice", json!({"title": "t", "expiration": null})).await;
+    assert_eq!(
+        (rfc2822(&default["expiration"]) - rfc2822(&default["created"])).num_days(),
+        7
+    );
+}
+
+#[tokio::test]
+async fn routes_refuse_the_wrong_method_and_missing_callers() {
+    let env = TestEnv::new().await;
+    let mut wrong = event("get-app-token.json");
+    wrong["requestContext"]["http"]["method"] = "PUT".into();
+    assert_quay_error(
+        &answer(get_app_token(&env.app, request(&wrong)).await),
+        405,
+        "method_not_allowed",
+    );
+
+    for event_name in [
+        "list-app-tokens.json",
+        "get-app-token.json",
+        "revoke-app-token.json",
+    ] {
+        let mut anonymous = event(event_name);
+        anonymous["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        let request = request(&anonymous);
+        let answer = answer(match event_name {
+            "list-app-tokens.json" => list_app_tokens(&env.app, request).await,
+            "get-app-token.json" => get_app_token(&env.app, request).await,
+            _ => revoke_app_token(&env.app, request).await,
+        });
+        assert_quay_error(&answer, 401, "invalid_token");
+    }
+}
+
+#[tokio::test]
+async fn the_shipped_events_run_as_they_are() {
+    let env = TestEnv::new().await;
+    let listed = answer(list_app_tokens(&env.app, request(&event("list-app-tokens.json"))).await);
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json(), json!({"tokens": [], "only_expiring": true}));
+    assert_quay_error(
+        &answer(get_app_token(&env.app, request(&event("get-app-token.json"))).await),
+        404,
+        "not_found",
+    );
+    assert_quay_error(
+        &answer(revoke_app_token(&env.app, request(&event("revoke-app-token.json"))).await),
+        404,
+        "not_found",
+    );
+}

@@ -1,0 +1,157 @@
+//! Per-test environment: a fresh table (from template.yaml) on the run's DynamoDB Local, an
+//! `App` over it, and events from `events/` with the caller and body a test needs.
+
+use harness::dynamodb_local::RequestCounter;
+use harness::template::Template;
+use harness::{workspace_root, DynamoLocal};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use shared::config::Config;
+use shared::store::Store;
+use shared::App;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub struct TestEnv {
+    pub app: App,
+    pub client: aws_sdk_dynamodb::Client,
+    pub requests: RequestCounter,
+}
+
+static TABLES: AtomicU32 = AtomicU32::new(0);
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        TestEnv::with_config(&[]).await
+    }
+
+    /// A fresh table, and config from these variables over the defaults.
+    pub async fn with_config(vars: &[(&str, &str)]) -> TestEnv {
+        let local = DynamoLocal::shared();
+        let (client, requests) = local.client().await;
+        let table = format!(
+            "tokens-{}-{}",
+            std::process::id(),
+            TABLES.fetch_add(1, Ordering::SeqCst)
+        );
+        Template::load().create_table(&client, &table).await;
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.insert("TABLE_NAME".into(), table.clone());
+        let config = Config::from_map(&map).expect("test config");
+        let store = Store::new(client.clone(), table);
+        requests.reset();
+        TestEnv {
+            app: App { store, config },
+            client,
+            requests,
+        }
+    }
+
+    pub fn with_page_size(mut self, size: i32) -> TestEnv {
+        self.app.store = self.app.store.clone().with_page_size(size);
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        self.app.store.table()
+    }
+
+    /// Every item in the table, as DynamoDB's JSON (for "the secret is stored nowhere").
+    pub async fn scan_all(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return items,
+            }
+        }
+    }
+}
+
+/// An event file from `events/`, as JSON to adjust.
+pub fn event(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+pub fn request(event: &Value) -> Request {
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway HTTP API event")
+}
+
+/// The event with this project's authorizer context for `user` (a session with `user:admin`).
+pub fn as_user(mut event: Value, user: &str) -> Value {
+    event["requestContext"]["authorizer"] =
+        json!({"lambda": {"user_id": user, "auth": "jwt", "scopes": "openid user:admin"}});
+    event
+}
+
+pub fn with_body(mut event: Value, body: &str) -> Value {
+    event["body"] = Value::String(body.to_owned());
+    event
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn answer(response: Response<Body>) -> Answer {
+    let (parts, body) = response.into_parts();
+    let text = match body {
+        Body::Empty => String::new(),
+        Body::Text(t) => t,
+        Body::Binary(b) => String::from_utf8(b).expect("utf-8 body"),
+        _ => String::new(),
+    };
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        text,
+    }
+}
+
+/// Asserts a Quay ApiError body of this status and kind, and returns its detail.
+pub fn assert_quay_error(answer: &Answer, status: u16, kind: &str) -> String {
+    assert_eq!(answer.status, status, "body: {}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let body = answer.json();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["title"], kind);
+    assert_eq!(body["error_type"], kind);
+    assert_eq!(body["error_message"], body["detail"]);
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/api/v1/error/{kind}")),
+        "{body}"
+    );
+    body["detail"].as_str().expect("detail").to_owned()
+}
