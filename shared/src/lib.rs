@@ -7,6 +7,7 @@
 //! - `config`, `app`, `telemetry`: what a function builds once at cold start
 
 pub mod app;
+pub mod authorizer;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -15,5 +16,6 @@ pub mod quay;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod unleash;
 
 pub use app::App;

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod authorizer;
 mod create_app_token;
 mod quay;
 mod store;
+mod unleash;

@@ -1,0 +1,13 @@
+//! `GET /api/admin/user/tokens` (Unleash list PATs). Handler: `shared::unleash::list_pats`.
+
+use lambda_http::{run, service_fn, Error, Request};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = shared::App::from_env().await?;
+    run(service_fn(|request: Request| async {
+        Ok::<_, Error>(shared::unleash::list_pats(&app, request).await)
+    }))
+    .await
+}

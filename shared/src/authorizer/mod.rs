@@ -1,0 +1,1 @@
+//! The Lambda authorizer (API.md §3.1). Being written.

@@ -1,0 +1,1 @@
+//! Authorizer integration tests. Being written.
