@@ -1,1 +1,309 @@
-//! The Lambda authorizer (API.md §3.1). Being written.
+//! The Lambda authorizer (API.md §3.1): an API Gateway HTTP API authorizer, payload format 2.0,
+//! simple responses. It accepts a personal access token as `Bearer <secret>`, as a bare
+//! `<secret>` or as `Basic base64("$app:<secret>")`, and a session as `Bearer <JWT>` from the
+//! configured OIDC issuer. An allowed caller gets the context the route handlers read
+//! (`crate::identity`): `{user_id, auth: "pat"|"jwt", token_uuid (PATs only), scopes}`, strings only.
+//!
+//! A token that fails its prefix or checksum is denied without a database read. Every other token
+//! costs one strongly consistent GetItem, so a token revoked before the call never authenticates,
+//! plus, at most once per `LAST_USED_THROTTLE` window, one write of its `last used`.
+
+pub mod credentials;
+pub mod jwks;
+pub mod jwt;
+
+pub use jwt::{JwtRejection, JwtVerifier, OidcSettings, OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL};
+
+use crate::app::{dynamodb_client, InitError};
+use crate::config::Config;
+use crate::store::{SecretRecord, Store};
+use crate::tokens::Secret;
+use aws_lambda_events::apigw::{
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+};
+use chrono::{DateTime, Utc};
+use credentials::{Credential, CredentialError};
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// What the authorizer function builds once at cold start.
+pub struct Authorizer {
+    store: Store,
+    config: Config,
+    /// `None`: no issuer configured, JWTs are refused.
+    jwt: Option<JwtVerifier>,
+}
+
+impl Authorizer {
+    pub fn new(store: Store, config: Config, jwt: Option<JwtVerifier>) -> Authorizer {
+        Authorizer { store, config, jwt }
+    }
+
+    /// Reads the configuration (`TABLE_NAME`, `LAST_USED_THROTTLE`, ... and the three `OIDC_*`
+    /// variables) and builds the DynamoDB client. A bad value stops the function at init with a
+    /// message naming the variable.
+    pub async fn from_env() -> Result<Authorizer, InitError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let config = Config::from_map(&vars)?;
+        let jwt = OidcSettings::from_map(&vars)?
+            .map(JwtVerifier::new)
+            .transpose()?;
+        let store = Store::new(dynamodb_client().await, config.table_name.clone());
+        Ok(Authorizer::new(store, config, jwt))
+    }
+
+    /// Decides on the request's `Authorization` header at `now` (PAT expiry and `last used`; JWT
+    /// time claims are checked against the system clock).
+    pub async fn decide(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Decision {
+        match credentials::from_headers(headers) {
+            Err(e) => Decision::deny(DenyReason::Credentials(e)),
+            Ok(Credential::Secret(text)) => self.decide_secret(&text, now).await,
+            Ok(Credential::Jwt(token)) => self.decide_jwt(&token).await,
+        }
+    }
+
+    async fn decide_secret(&self, text: &str, now: DateTime<Utc>) -> Decision {
+        let Ok(secret) = Secret::parse(text) else {
+            return Decision::deny(DenyReason::Malformed);
+        };
+        let record = match self.store.find_secret(&secret.digest()).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Decision::deny(DenyReason::UnknownOrRevoked),
+            Err(error) => {
+                tracing::warn!(%error, "token lookup failed");
+                return Decision::deny(DenyReason::StoreUnavailable);
+            }
+        };
+        if record.expires.is_some_and(|at| at <= now) {
+            return Decision::Deny(Denial {
+                reason: DenyReason::Expired,
+                auth: Some(AuthKind::Pat),
+                user_id: Some(record.user_id),
+                token_uuid: Some(record.token_uuid),
+            });
+        }
+        self.note_use(&record, now).await;
+        Decision::Allow(Principal {
+            user_id: record.user_id,
+            auth: AuthKind::Pat,
+            token_uuid: Some(record.token_uuid),
+            scopes: Vec::new(),
+        })
+    }
+
+    /// A failed `last used` write never costs the caller its request: the field is bookkeeping.
+    async fn note_use(&self, record: &SecretRecord, now: DateTime<Utc>) {
+        if let Err(error) = self
+            .store
+            .record_use(record, now, self.config.last_used_throttle)
+            .await
+        {
+            tracing::warn!(
+                %error,
+                user_id = %record.user_id,
+                token_uuid = %record.token_uuid,
+                "cannot record the token's last use; the request is still allowed"
+            );
+        }
+    }
+
+    async fn decide_jwt(&self, token: &str) -> Decision {
+        let Some(verifier) = &self.jwt else {
+            return Decision::deny(DenyReason::JwtNotAccepted);
+        };
+        match verifier.verify(token).await {
+            Ok(session) => Decision::Allow(Principal {
+                user_id: session.subject,
+                auth: AuthKind::Jwt,
+                token_uuid: None,
+                scopes: session.scopes,
+            }),
+            Err(rejection) => Decision::Deny(Denial {
+                auth: Some(AuthKind::Jwt),
+                ..Denial::new(DenyReason::Jwt(rejection))
+            }),
+        }
+    }
+}
+
+/// The handler: decides, logs one line, answers in the simple response format.
+pub async fn authorize(
+    authorizer: &Authorizer,
+    request: ApiGatewayV2CustomAuthorizerV2Request,
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+    authorize_at(authorizer, request, Utc::now()).await
+}
+
+/// `authorize` at a given instant (tests move the clock for expiry and the `last used` window).
+pub async fn authorize_at(
+    authorizer: &Authorizer,
+    request: ApiGatewayV2CustomAuthorizerV2Request,
+    now: DateTime<Utc>,
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+    let decision = authorizer.decide(&request.headers, now).await;
+    decision.log(request.request_context.request_id.as_deref());
+    decision.response()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    Pat,
+    Jwt,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Pat => "pat",
+            AuthKind::Jwt => "jwt",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub auth: AuthKind,
+    /// The token's uuid, for PATs.
+    pub token_uuid: Option<Uuid>,
+    /// Empty for PATs (they act as their user everywhere); the session's scopes for JWTs.
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// The context API Gateway passes to the route as `requestContext.authorizer.lambda`.
+    pub fn context(&self) -> Value {
+        let mut context = Map::new();
+        context.insert("user_id".into(), self.user_id.clone().into());
+        context.insert("auth".into(), self.auth.as_str().into());
+        if let Some(uuid) = self.token_uuid {
+            context.insert("token_uuid".into(), uuid.to_string().into());
+        }
+        context.insert("scopes".into(), self.scopes.join(" ").into());
+        Value::Object(context)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// No, repeated, or unparseable `Authorization` (including a Basic username other than `$app`).
+    Credentials(CredentialError),
+    /// Fails the secret's prefix, length, alphabet or checksum: no database read was made.
+    Malformed,
+    /// Well-formed, but no lookup record: never issued, or revoked.
+    UnknownOrRevoked,
+    Expired,
+    /// DynamoDB failed; the caller may retry.
+    StoreUnavailable,
+    /// A JWT, but no OIDC issuer is configured.
+    JwtNotAccepted,
+    Jwt(JwtRejection),
+}
+
+impl DenyReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            DenyReason::Credentials(CredentialError::Missing) => "no_credentials",
+            DenyReason::Credentials(CredentialError::Repeated) => "repeated_authorization",
+            DenyReason::Credentials(CredentialError::UnsupportedScheme) => "unsupported_scheme",
+            DenyReason::Credentials(CredentialError::MalformedBasic) => "malformed_basic",
+            DenyReason::Credentials(CredentialError::BasicUsername) => "basic_username_not_app",
+            DenyReason::Malformed => "malformed_token",
+            DenyReason::UnknownOrRevoked => "unknown_or_revoked",
+            DenyReason::Expired => "expired",
+            DenyReason::StoreUnavailable => "store_unavailable",
+            DenyReason::JwtNotAccepted => "jwt_not_configured",
+            DenyReason::Jwt(rejection) => rejection.code(),
+        }
+    }
+}
+
+/// A refusal, with whatever is known of whose token it was (for the log only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: DenyReason,
+    pub auth: Option<AuthKind>,
+    pub user_id: Option<String>,
+    pub token_uuid: Option<Uuid>,
+}
+
+impl Denial {
+    fn new(reason: DenyReason) -> Denial {
+        Denial {
+            reason,
+            auth: None,
+            user_id: None,
+            token_uuid: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Principal),
+    Deny(Denial),
+}
+
+impl Decision {
+    fn deny(reason: DenyReason) -> Decision {
+        let auth = match reason {
+            DenyReason::Malformed | DenyReason::UnknownOrRevoked => Some(AuthKind::Pat),
+            DenyReason::JwtNotAccepted | DenyReason::Jwt(_) => Some(AuthKind::Jwt),
+            _ => None,
+        };
+        Decision::Deny(Denial {
+            auth,
+            ..Denial::new(reason)
+        })
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+
+    /// Denials carry an empty context; API Gateway answers them with 403.
+    pub fn response(&self) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+        let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
+        match self {
+            Decision::Allow(principal) => {
+                response.is_authorized = true;
+                response.context = principal.context();
+            }
+            Decision::Deny(_) => {
+                response.is_authorized = false;
+                response.context = Value::Object(Map::new());
+            }
+        }
+        response
+    }
+
+    /// The one line each decision logs: never the header, never the secret.
+    pub fn log(&self, request_id: Option<&str>) {
+        match self {
+            Decision::Allow(p) => tracing::info!(
+                decision = "allow",
+                reason = "authenticated",
+                auth = p.auth.as_str(),
+                user_id = %p.user_id,
+                token_uuid = p.token_uuid.map(|u| u.to_string()),
+                request_id,
+                "authorization decision"
+            ),
+            Decision::Deny(d) => tracing::info!(
+                decision = "deny",
+                reason = d.reason.code(),
+                auth = d.auth.map(AuthKind::as_str),
+                user_id = d.user_id.as_deref(),
+                token_uuid = d.token_uuid.map(|u| u.to_string()),
+                request_id,
+                "authorization decision"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! Sessions: `Authorization: Bearer <JWT>` signed by the configured OIDC issuer.
+//!
+//! Only RS256 and ES256 are accepted (never `none`, never HMAC: an HMAC "signature" keyed with a
+//! public key is the classic forgery). The key comes from the issuer's JWKS by the token's `kid`,
+//! and must be of the token's algorithm. `iss`, `aud`, `exp` and `sub` are required; `exp` and
+//! `nbf` are checked with [`LEEWAY_SECONDS`] of allowance for clock skew between us and the issuer.
+
+use super::jwks::{JwksSource, KeyCache, KeyLookupError, DEFAULT_REFETCH_INTERVAL};
+use crate::config::ConfigError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::Uri;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const OIDC_ISSUER: &str = "OIDC_ISSUER";
+pub const OIDC_AUDIENCE: &str = "OIDC_AUDIENCE";
+pub const OIDC_JWKS_URL: &str = "OIDC_JWKS_URL";
+
+/// Allowance for clock skew on `exp` and `nbf` (JWTs only; our own tokens' expiry is exact).
+pub const LEEWAY_SECONDS: u64 = 30;
+/// Far above any real session token; refused before any parsing.
+const MAX_JWT_BYTES: usize = 16 * 1024;
+/// Same bound as the route handlers' caller identity puts on user ids.
+const MAX_SUBJECT_BYTES: usize = 512;
+
+/// Which issuer's sessions are accepted, read once at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSettings {
+    /// Compared exactly with the `iss` claim.
+    pub issuer: String,
+    /// Must appear in the `aud` claim.
+    pub audience: String,
+    pub jwks_url: Uri,
+}
+
+impl OidcSettings {
+    /// All three variables set: sessions are accepted. All unset or empty: JWTs are refused.
+    /// Anything in between is a configuration error naming the first missing variable.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Option<OidcSettings>, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let names = [OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL];
+        let values = names.map(get);
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let [Some(issuer), Some(audience), Some(url)] = values else {
+            let missing = names
+                .iter()
+                .zip(values)
+                .find_map(|(name, value)| value.is_none().then_some(*name))
+                .unwrap_or(OIDC_ISSUER);
+            return Err(ConfigError {
+                variable: missing,
+                problem: format!(
+                    "is not set; set {OIDC_ISSUER}, {OIDC_AUDIENCE} and {OIDC_JWKS_URL} together to accept JWTs, or none of them to refuse JWTs"
+                ),
+            });
+        };
+        Ok(Some(OidcSettings {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            jwks_url: parse_jwks_url(url)?,
+        }))
+    }
+}
+
+/// HTTPS, or plain HTTP to a loopback address (tests, local runs): keys fetched over plain HTTP
+/// from anywhere else could be swapped in transit, and with them any session forged.
+fn parse_jwks_url(text: &str) -> Result<Uri, ConfigError> {
+    let problem = |problem: String| ConfigError {
+        variable: OIDC_JWKS_URL,
+        problem,
+    };
+    let url: Uri = text
+        .parse()
+        .map_err(|e| problem(format!("{text:?} is not a URL: {e}")))?;
+    let host = url
+        .host()
+        .ok_or_else(|| problem(format!("{text:?} has no host")))?;
+    let loopback = matches!(host, "localhost" | "[::1]") || host.starts_with("127.");
+    match url.scheme_str() {
+        Some("https") => Ok(url),
+        Some("http") if loopback => Ok(url),
+        _ => Err(problem(format!(
+            "{text:?} must be an https:// URL (http:// only for a loopback address)"
+        ))),
+    }
+}
+
+/// Why a JWT was refused; `code` is what the decision log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwtRejection {
+    #[error("not a well-formed JWS")]
+    Malformed,
+    #[error("the algorithm is not RS256 or ES256, or not the key's")]
+    AlgorithmNotAllowed,
+    #[error("the header names no key id")]
+    MissingKeyId,
+    #[error("the key id is not in the issuer's key set")]
+    UnknownKey,
+    #[error("the issuer's key set cannot be fetched")]
+    KeysUnavailable,
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("expired")]
+    Expired,
+    #[error("not valid yet")]
+    NotYetValid,
+    #[error("issued by another issuer")]
+    WrongIssuer,
+    #[error("issued for another audience")]
+    WrongAudience,
+    #[error("a required claim (exp, iss, aud, sub) is missing")]
+    MissingClaim,
+    #[error("the subject is empty, too long or has control characters")]
+    BadSubject,
+}
+
+impl JwtRejection {
+    pub fn code(self) -> &'static str {
+        match self {
+            JwtRejection::Malformed => "jwt_malformed",
+            JwtRejection::AlgorithmNotAllowed => "jwt_algorithm_not_allowed",
+            JwtRejection::MissingKeyId => "jwt_missing_kid",
+            JwtRejection::UnknownKey => "jwt_unknown_kid",
+            JwtRejection::KeysUnavailable => "jwt_keys_unavailable",
+            JwtRejection::BadSignature => "jwt_bad_signature",
+            JwtRejection::Expired => "jwt_expired",
+            JwtRejection::NotYetValid => "jwt_not_yet_valid",
+            JwtRejection::WrongIssuer => "jwt_wrong_issuer",
+            JwtRejection::WrongAudience => "jwt_wrong_audience",
+            JwtRejection::MissingClaim => "jwt_missing_claim",
+            JwtRejection::BadSubject => "jwt_bad_subject",
+        }
+    }
+}
+
+/// Who a verified session belongs to, and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub subject: String,
+    pub scopes: Vec<String>,
+}
+
+pub struct JwtVerifier {
+    settings: OidcSettings,
+    keys: KeyCache,
+}
+
+impl JwtVerifier {
+    /// Builds the HTTPS client (loading the system's root certificates) but fetches nothing:
+    /// the key set is fetched on the first session, then cached.
+    pub fn new(settings: OidcSettings) -> Result<JwtVerifier, ConfigError> {
+        JwtVerifier::with_refetch_interval(settings, DEFAULT_REFETCH_INTERVAL)
+    }
+
+    /// As `new`, with another least time between key set fetches (tests use zero).
+    pub fn with_refetch_interval(
+        settings: OidcSettings,
+        refetch_interval: Duration,
+    ) -> Result<JwtVerifier, ConfigError> {
+        let source = JwksSource::new(settings.jwks_url.clone()).map_err(|e| ConfigError {
+            variable: OIDC_JWKS_URL,
+            problem: e.to_string(),
+        })?;
+        Ok(JwtVerifier {
+            settings,
+            keys: KeyCache::new(source, refetch_interval),
+        })
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Session, JwtRejection> {
+        if token.len() > MAX_JWT_BYTES {
+            return Err(JwtRejection::Malformed);
+        }
+        let header = peek_header(token)?;
+        let algorithm = accepted_algorithm(&header.alg)?;
+        let kid = header.kid.ok_or(JwtRejection::MissingKeyId)?;
+        let key = self.keys.key(&kid).await.map_err(|e| match e {
+            KeyLookupError::Unknown => JwtRejection::UnknownKey,
+            KeyLookupError::Unavailable => JwtRejection::KeysUnavailable,
+        })?;
+        if key.algorithm != algorithm {
+            return Err(JwtRejection::AlgorithmNotAllowed);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(algorithm))
+            .map_err(|e| rejection(e.kind()))?
+            .claims;
+        session(claims)
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation
+    }
+}
+
+/// The two header fields that choose the key, read before anything is verified (as every JWS
+/// verifier must); the library parses the header again when it verifies.
+#[derive(serde::Deserialize)]
+struct PeekedHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+fn peek_header(token: &str) -> Result<PeekedHeader, JwtRejection> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtRejection::Malformed);
+    };
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| JwtRejection::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| JwtRejection::Malformed)
+}
+
+fn accepted_algorithm(alg: &str) -> Result<Algorithm, JwtRejection> {
+    match alg {
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        _ => Err(JwtRejection::AlgorithmNotAllowed),
+    }
+}
+
+fn rejection(kind: &ErrorKind) -> JwtRejection {
+    match kind {
+        ErrorKind::ExpiredSignature => JwtRejection::Expired,
+        ErrorKind::ImmatureSignature => JwtRejection::NotYetValid,
+        ErrorKind::InvalidIssuer => JwtRejection::WrongIssuer,
+        ErrorKind::InvalidAudience => JwtRejection::WrongAudience,
+        ErrorKind::MissingRequiredClaim(_) => JwtRejection::MissingClaim,
+        ErrorKind::InvalidSubject => JwtRejection::BadSubject,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => JwtRejection::AlgorithmNotAllowed,
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_)
+        | ErrorKind::InvalidClaimFormat(_) => JwtRejection::Malformed,
+        // Signature failures, and key errors (a published key that cannot verify anything).
+        _ => JwtRejection::BadSignature,
+    }
+}
+
+/// The claims this service reads; `iss`, `aud`, `exp` and `nbf` are checked by the library.
+#[derive(serde::Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    /// OAuth's space-separated `scope` (RFC 8693 §4.2); some issuers send an array.
+    #[serde(default)]
+    scope: Option<Value>,
+    /// `scp`: Azure AD sends a space-separated string, Okta an array.
+    #[serde(default)]
+    scp: Option<Value>,
+}
+
+fn session(claims: Claims) -> Result<Session, JwtRejection> {
+    let subject = claims.sub.ok_or(JwtRejection::MissingClaim)?;
+    if subject.is_empty()
+        || subject.len() > MAX_SUBJECT_BYTES
+        || subject.chars().any(char::is_control)
+    {
+        return Err(JwtRejection::BadSubject);
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in [&claims.scope, &claims.scp]
+        .into_iter()
+        .flatten()
+        .flat_map(scope_values)
+    {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    Ok(Session { subject, scopes })
+}
+
+fn scope_values(claim: &Value) -> Vec<String> {
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    match claim {
+        Value::String(text) => words(text),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(words)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const ALL: [(&str, &str); 3] = [
+        (OIDC_ISSUER, "https://issuer.example.com"),
+        (OIDC_AUDIENCE, "token-service"),
+        (
+            OIDC_JWKS_URL,
+            "https://issuer.example.com/.well-known/jwks.json",
+        ),
+    ];
+
+    #[test]
+    fn all_three_settings_or_none() {
+        assert_eq!(OidcSettings::from_map(&vars(&[])), Ok(None));
+        assert_eq!(
+            OidcSettings::from_map(&vars(&[(OIDC_ISSUER, " "), (OIDC_AUDIENCE, "")])),
+            Ok(None)
+        );
+        let settings = OidcSettings::from_map(&vars(&ALL)).unwrap().unwrap();
+        assert_eq!(settings.issuer, "https://issuer.example.com");
+        assert_eq!(settings.audience, "token-service");
+        assert_eq!(settings.jwks_url.host(), Some("issuer.example.com"));
+    }
+
+    #[test]
+    fn a_partial_set_names_the_missing_variable() {
+        for missing in [OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL] {
+            let partial: Vec<(&str, &str)> =
+                ALL.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let err = OidcSettings::from_map(&vars(&partial)).unwrap_err();
+            assert_eq!(err.variable, missing);
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_jwks_url_must_be_https_unless_loopback() {
+        for good in [
+            "https://issuer.example.com/keys",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9000/jwks",
+        ] {
+            let mut map = vars(&ALL);
+            map.insert(OIDC_JWKS_URL.into(), good.into());
+            assert!(OidcSettings::from_map(&map).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://issuer.example.com/keys",
+            "ftp://issuer.example.com/keys",
+            "/jwks",
+            "not a url",
+        ] {
+            let mut map = vars(&ALL);
+            map.insert(OIDC_JWKS_URL.into(), bad.into());
+            let err = OidcSettings::from_map(&map).unwrap_err();
+            assert_eq!(err.variable, OIDC_JWKS_URL, "{bad}");
+        }
+    }
+
+    fn claims(value: Value) -> Claims {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn scopes_come_from_scope_and_scp_as_strings_or_arrays() {
+        let s = session(claims(
+            json!({"sub": "bob", "scope": "openid user:admin", "scp": ["user:admin", "repo:read"]}),
+        ))
+        .unwrap();
+        assert_eq!(s.subject, "bob");
+        assert_eq!(s.scopes, ["openid", "user:admin", "repo:read"]);
+        assert_eq!(
+            session(claims(json!({"sub": "bob"}))).unwrap().scopes,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            session(claims(json!({"sub": "bob", "scp": "a  b"})))
+                .unwrap()
+                .scopes,
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn the_subject_must_be_a_plausible_user_id() {
+        for bad in [json!(""), json!("a\nb"), json!("x".repeat(513))] {
+            assert_eq!(
+                session(claims(json!({ "sub": bad }))),
+                Err(JwtRejection::BadSubject)
+            );
+        }
+        assert_eq!(session(claims(json!({}))), Err(JwtRejection::MissingClaim));
+    }
+
+    #[test]
+    fn only_rs256_and_es256_pass_the_header_check() {
+        let header = |alg: &str| {
+            format!(
+                "{}.e30.sig",
+                URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "k"}).to_string())
+            )
+        };
+        for alg in ["RS256", "ES256"] {
+            let peeked = peek_header(&header(alg)).unwrap();
+            assert!(accepted_algorithm(&peeked.alg).is_ok());
+            assert_eq!(peeked.kid.as_deref(), Some("k"));
+        }
+        for alg in ["none", "HS256", "RS384", "PS256", "ES384", "EdDSA", ""] {
+            let peeked = peek_header(&header(alg)).unwrap();
+            assert_eq!(
+                accepted_algorithm(&peeked.alg),
+                Err(JwtRejection::AlgorithmNotAllowed)
+            );
+        }
+        for malformed in ["", "a.b", "a.b.c.d", "!!.e30.x", "e30"] {
+            assert!(peek_header(malformed).is_err(), "{malformed}");
+        }
+    }
+}
