@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod authorizer;
+pub mod cleanup;
 pub mod config;
 pub mod error;
 pub mod http;

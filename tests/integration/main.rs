@@ -4,6 +4,7 @@
 mod support;
 
 mod authorizer;
+mod cleanup;
 mod create_app_token;
 mod quay;
 mod store;

@@ -9,7 +9,9 @@ use shared::tokens::Secret;
 use shared::unleash::{create_pat, delete_pat, list_pats};
 
 fn in_days(days: i64) -> String {
-    (Utc::now() + Duration::days(days)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    (Utc::now() + Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 async fn create(env: &TestEnv, user: &str, body: &str) -> Answer {
@@ -28,14 +30,18 @@ async fn create_ok(env: &TestEnv, user: &str, description: &str) -> Value {
 async fn quay_list(env: &TestEnv, user: &str) -> Vec<Value> {
     let mut event = as_user(event("list-app-tokens.json"), user);
     event["rawQueryString"] = "".into();
-    event.as_object_mut().unwrap().remove("queryStringParameters");
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
     let answer = answer(list_app_tokens(&env.app, request(&event)).await);
     assert_eq!(answer.status, 200, "{}", answer.text);
     answer.json()["tokens"].as_array().unwrap().clone()
 }
 
 async fn list(env: &TestEnv, user: &str) -> Vec<Value> {
-    let answer = answer(list_pats(&env.app, request(&as_user(event("list-pats.json"), user))).await);
+    let answer =
+        answer(list_pats(&env.app, request(&as_user(event("list-pats.json"), user))).await);
     assert_eq!(answer.status, 200, "{}", answer.text);
     let body = answer.json();
     assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
@@ -63,10 +69,17 @@ fn assert_unleash_error(answer: &Answer, status: u16, name: &str) -> String {
 }
 
 fn assert_iso8601_ms(value: &Value) -> DateTime<Utc> {
-    let text = value.as_str().unwrap_or_else(|| panic!("not a date: {value}"));
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a date: {value}"));
     let bytes = text.as_bytes();
-    assert!(text.len() == 24 && text.ends_with('Z') && bytes[19] == b'.', "{text} is not like 2023-04-19T08:15:14.000Z");
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    assert!(
+        text.len() == 24 && text.ends_with('Z') && bytes[19] == b'.',
+        "{text} is not like 2023-04-19T08:15:14.000Z"
+    );
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn keys(value: &Value) -> Vec<String> {
@@ -83,7 +96,17 @@ async fn create_and_list_have_unleash_shapes() {
     let created = create(&env, "alice", &body).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let pat = created.json();
-    assert_eq!(keys(&pat), ["createdAt", "description", "expiresAt", "id", "secret", "seenAt"]);
+    assert_eq!(
+        keys(&pat),
+        [
+            "createdAt",
+            "description",
+            "expiresAt",
+            "id",
+            "secret",
+            "seenAt"
+        ]
+    );
     assert_eq!(pat["id"], 1);
     assert_eq!(created.header("location"), Some("/api/admin/user/tokens/1"));
     assert!(Secret::parse(pat["secret"].as_str().unwrap()).is_ok());
@@ -99,7 +122,10 @@ async fn create_and_list_have_unleash_shapes() {
     let pats = list(&env, "alice").await;
     assert_eq!(pats.len(), 2);
     for listed in &pats {
-        assert_eq!(keys(listed), ["createdAt", "description", "expiresAt", "id", "seenAt"]);
+        assert_eq!(
+            keys(listed),
+            ["createdAt", "description", "expiresAt", "id", "seenAt"]
+        );
         assert!(listed["id"].as_u64().unwrap() >= 1);
         assert_iso8601_ms(&listed["createdAt"]);
         assert_iso8601_ms(&listed["expiresAt"]);
@@ -128,24 +154,43 @@ async fn server_set_fields_in_the_body_are_ignored() {
 async fn both_dialects_see_and_remove_the_same_tokens() {
     let env = TestEnv::new().await;
     let pat = create_ok(&env, "alice", "from unleash").await;
-    let quay_event = with_body(as_user(event("create-app-token.json"), "alice"), r#"{"title": "from quay"}"#);
-    let quay_token = answer(create_app_token(&env.app, request(&quay_event)).await).json()["token"].clone();
+    let quay_event = with_body(
+        as_user(event("create-app-token.json"), "alice"),
+        r#"{"title": "from quay"}"#,
+    );
+    let quay_token =
+        answer(create_app_token(&env.app, request(&quay_event)).await).json()["token"].clone();
 
     let mut quay_listed = quay_list(&env, "alice").await;
     quay_listed.retain(|t| t["title"] == "from unleash");
-    assert_eq!(quay_listed.len(), 1, "the Unleash PAT is missing from the Quay list");
+    assert_eq!(
+        quay_listed.len(),
+        1,
+        "the Unleash PAT is missing from the Quay list"
+    );
     assert!(uuid::Uuid::parse_str(quay_listed[0]["uuid"].as_str().unwrap()).is_ok());
     assert_eq!(quay_listed[0]["title"], "from unleash");
 
     let pats = list(&env, "alice").await;
-    let from_quay: Vec<&Value> = pats.iter().filter(|p| p["description"] == "from quay").collect();
-    assert_eq!(from_quay.len(), 1, "the Quay token is missing from the Unleash list");
+    let from_quay: Vec<&Value> = pats
+        .iter()
+        .filter(|p| p["description"] == "from quay")
+        .collect();
+    assert_eq!(
+        from_quay.len(),
+        1,
+        "the Quay token is missing from the Unleash list"
+    );
     assert_eq!(from_quay[0]["id"], 2);
     assert_eq!(from_quay[0]["description"], quay_token["title"]);
 
     // Deleting the Quay-created token by its Unleash id removes it from the Quay list too.
     assert_eq!(delete(&env, "alice", "2").await.status, 200);
-    let titles: Vec<Value> = quay_list(&env, "alice").await.iter().map(|t| t["title"].clone()).collect();
+    let titles: Vec<Value> = quay_list(&env, "alice")
+        .await
+        .iter()
+        .map(|t| t["title"].clone())
+        .collect();
     assert_eq!(titles, [json!("from unleash")]);
     assert_eq!(pat["id"], 1);
 }
@@ -158,14 +203,20 @@ async fn delete_answers_200_once_then_404_and_never_touches_another_users_pat() 
     let secret = Secret::parse(pat["secret"].as_str().unwrap()).unwrap();
 
     // Bob asking for Alice's id: 404, unlike real Unleash's silent 200, and nothing is deleted.
-    assert_eq!(assert_unleash_error(&delete(&env, "bob", &id).await, 404, "NotFoundError"), "No PAT found.");
+    assert_eq!(
+        assert_unleash_error(&delete(&env, "bob", &id).await, 404, "NotFoundError"),
+        "No PAT found."
+    );
     assert_eq!(list(&env, "alice").await.len(), 1);
 
     let deleted = delete(&env, "alice", &id).await;
     assert_eq!(deleted.status, 200);
     assert_eq!(deleted.text, "");
     assert!(list(&env, "alice").await.is_empty());
-    assert_eq!(env.app.store.find_secret(&secret.digest()).await.unwrap(), None);
+    assert_eq!(
+        env.app.store.find_secret(&secret.digest()).await.unwrap(),
+        None
+    );
     assert_unleash_error(&delete(&env, "alice", &id).await, 404, "NotFoundError");
     assert_unleash_error(&delete(&env, "alice", "77").await, 404, "NotFoundError");
     // Ids are never reused.
@@ -175,7 +226,16 @@ async fn delete_answers_200_once_then_404_and_never_touches_another_users_pat() 
 #[tokio::test]
 async fn a_malformed_id_is_a_400_naming_it() {
     let env = TestEnv::new().await;
-    for id in ["abc", "0", "-1", "1.5", "+1", "", "18446744073709551616", "1 "] {
+    for id in [
+        "abc",
+        "0",
+        "-1",
+        "1.5",
+        "+1",
+        "",
+        "18446744073709551616",
+        "1 ",
+    ] {
         let message = assert_unleash_error(&delete(&env, "alice", id).await, 400, "BadDataError");
         assert!(message.contains("PAT id"), "{id:?}: {message}");
     }
@@ -187,7 +247,11 @@ async fn thirty_concurrent_creates_yield_thirty_distinct_ids() {
     let handles: Vec<_> = (0..30)
         .map(|i| {
             let env = env.clone();
-            tokio::spawn(async move { create_ok(&env, "zoe", &format!("token {i}")).await["id"].as_u64().unwrap() })
+            tokio::spawn(async move {
+                create_ok(&env, "zoe", &format!("token {i}")).await["id"]
+                    .as_u64()
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = Vec::new();
@@ -202,58 +266,141 @@ async fn thirty_concurrent_creates_yield_thirty_distinct_ids() {
 async fn unleash_rules_on_create() {
     let env = TestEnv::with_config(&[("MAX_TOKENS_PER_USER", "2")]).await;
     create_ok(&env, "alice", "one").await;
-    let duplicate = create(&env, "alice", &json!({"description": "one", "expiresAt": in_days(3)}).to_string()).await;
-    assert_eq!(assert_unleash_error(&duplicate, 409, "NameExistsError"), "PAT description already exists.");
+    let duplicate = create(
+        &env,
+        "alice",
+        &json!({"description": "one", "expiresAt": in_days(3)}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        assert_unleash_error(&duplicate, 409, "NameExistsError"),
+        "PAT description already exists."
+    );
     // Another user may use the same description.
     create_ok(&env, "bob", "one").await;
     create_ok(&env, "alice", "two").await;
-    let full = create(&env, "alice", &json!({"description": "three", "expiresAt": in_days(3)}).to_string()).await;
-    assert_eq!(assert_unleash_error(&full, 403, "OperationDeniedError"), "Too many PATs (2) already exist for this user.");
+    let full = create(
+        &env,
+        "alice",
+        &json!({"description": "three", "expiresAt": in_days(3)}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        assert_unleash_error(&full, 403, "OperationDeniedError"),
+        "Too many PATs (2) already exist for this user."
+    );
 }
 
 #[tokio::test]
 async fn every_bad_input_gets_a_400_naming_the_field() {
-    let env = TestEnv::with_config(&[("MAX_TOKEN_LIFETIME", "30d"), ("DEFAULT_TOKEN_LIFETIME", "7d")]).await;
+    let env = TestEnv::with_config(&[
+        ("MAX_TOKEN_LIFETIME", "30d"),
+        ("DEFAULT_TOKEN_LIFETIME", "7d"),
+    ])
+    .await;
     let future = in_days(3);
     let cases: Vec<(String, &str, &str)> = vec![
-        (json!({"expiresAt": future}).to_string(), "description", "PAT description cannot be empty."),
-        (json!({"description": "", "expiresAt": future}).to_string(), "description", "PAT description cannot be empty."),
-        (json!({"description": "  ", "expiresAt": future}).to_string(), "description", "PAT description cannot be empty."),
-        (json!({"description": 7, "expiresAt": future}).to_string(), "description", "must be a string"),
-        (json!({"description": "x".repeat(256), "expiresAt": future}).to_string(), "description", "at most 255"),
-        (json!({"description": "d"}).to_string(), "expiresAt", "expiresAt is required."),
-        (json!({"description": "d", "expiresAt": "soon"}).to_string(), "expiresAt", "must be a date-time"),
-        (json!({"description": "d", "expiresAt": 1_900_000_000}).to_string(), "expiresAt", "must be a date-time"),
-        (json!({"description": "d", "expiresAt": "2001-01-01T00:00:00.000Z"}).to_string(), "expiresAt", "should be in future"),
-        (json!({"description": "d", "expiresAt": in_days(31)}).to_string(), "expiresAt", "at most 30 days"),
+        (
+            json!({"expiresAt": future}).to_string(),
+            "description",
+            "PAT description cannot be empty.",
+        ),
+        (
+            json!({"description": "", "expiresAt": future}).to_string(),
+            "description",
+            "PAT description cannot be empty.",
+        ),
+        (
+            json!({"description": "  ", "expiresAt": future}).to_string(),
+            "description",
+            "PAT description cannot be empty.",
+        ),
+        (
+            json!({"description": 7, "expiresAt": future}).to_string(),
+            "description",
+            "must be a string",
+        ),
+        (
+            json!({"description": "x".repeat(256), "expiresAt": future}).to_string(),
+            "description",
+            "at most 255",
+        ),
+        (
+            json!({"description": "d"}).to_string(),
+            "expiresAt",
+            "expiresAt is required.",
+        ),
+        (
+            json!({"description": "d", "expiresAt": "soon"}).to_string(),
+            "expiresAt",
+            "must be a date-time",
+        ),
+        (
+            json!({"description": "d", "expiresAt": 1_900_000_000}).to_string(),
+            "expiresAt",
+            "must be a date-time",
+        ),
+        (
+            json!({"description": "d", "expiresAt": "2001-01-01T00:00:00.000Z"}).to_string(),
+            "expiresAt",
+            "should be in future",
+        ),
+        (
+            json!({"description": "d", "expiresAt": in_days(31)}).to_string(),
+            "expiresAt",
+            "at most 30 days",
+        ),
     ];
     for (body, field, expected) in cases {
         let answer = create(&env, "alice", &body).await;
         let message = assert_unleash_error(&answer, 400, "BadDataError");
         assert!(message.contains(expected), "{body}: {message}");
-        assert_eq!(answer.json()["details"][0]["path"], format!("/body/{field}"), "{body}");
+        assert_eq!(
+            answer.json()["details"][0]["path"],
+            format!("/body/{field}"),
+            "{body}"
+        );
     }
-    for (body, expected) in [("{\"description\":", "Malformed JSON"), ("", "Missing JSON body"), ("[1]", "must be an object")] {
+    for (body, expected) in [
+        ("{\"description\":", "Malformed JSON"),
+        ("", "Missing JSON body"),
+        ("[1]", "must be an object"),
+    ] {
         let message = assert_unleash_error(&create(&env, "alice", body).await, 400, "BadDataError");
         assert!(message.contains(expected), "{body:?}: {message}");
     }
     let mut form = with_body(event("create-pat.json"), "description=x");
     form["headers"]["content-type"] = "application/x-www-form-urlencoded".into();
-    assert_unleash_error(&answer(create_pat(&env.app, request(&form)).await), 415, "ContentTypeError");
-    assert!(env.scan_all().await.is_empty(), "a refused create wrote something");
+    assert_unleash_error(
+        &answer(create_pat(&env.app, request(&form)).await),
+        415,
+        "ContentTypeError",
+    );
+    assert!(
+        env.scan_all().await.is_empty(),
+        "a refused create wrote something"
+    );
 }
 
 #[tokio::test]
 async fn callers_are_required_and_must_be_users() {
     let env = TestEnv::new().await;
     let mut anonymous = event("list-pats.json");
-    anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    anonymous["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
     let answer1 = answer(list_pats(&env.app, request(&anonymous)).await);
     assert_unleash_error(&answer1, 401, "AuthenticationRequired");
 
     let mut service = event("list-pats.json");
-    service["requestContext"]["authorizer"] = json!({"lambda": {"user_id": "svc", "auth": "apikey"}});
-    assert_unleash_error(&answer(list_pats(&env.app, request(&service)).await), 403, "NoAccessError");
+    service["requestContext"]["authorizer"] =
+        json!({"lambda": {"user_id": "svc", "auth": "apikey"}});
+    assert_unleash_error(
+        &answer(list_pats(&env.app, request(&service)).await),
+        403,
+        "NoAccessError",
+    );
 }
 
 #[tokio::test]
@@ -267,9 +414,24 @@ async fn expired_pats_are_not_listed_but_can_be_deleted() {
         created: now - Duration::days(3),
         expires: Some(now - Duration::hours(1)),
     };
-    let token = env.app.store.create_token(expired, &Secret::generate().unwrap().digest(), 10, Duration::days(1)).await.unwrap();
+    let token = env
+        .app
+        .store
+        .create_token(
+            expired,
+            &Secret::generate().unwrap().digest(),
+            10,
+            Duration::days(1),
+        )
+        .await
+        .unwrap();
     assert!(list(&env, "alice").await.is_empty());
-    assert_eq!(delete(&env, "alice", &token.number.to_string()).await.status, 200);
+    assert_eq!(
+        delete(&env, "alice", &token.number.to_string())
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -279,5 +441,8 @@ async fn the_shipped_events_run_as_they_are() {
     assert_eq!(created.status, 201, "{}", created.text);
     let listed = answer(list_pats(&env.app, request(&event("list-pats.json"))).await);
     assert_eq!(listed.json()["pats"][0]["description"], "deploy bot");
-    assert_eq!(answer(delete_pat(&env.app, request(&event("delete-pat.json"))).await).status, 200);
+    assert_eq!(
+        answer(delete_pat(&env.app, request(&event("delete-pat.json"))).await).status,
+        200
+    );
 }

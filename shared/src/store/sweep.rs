@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 /// BatchWriteItem takes at most 25 requests; a token and its lookup record are two.
-const TOKENS_PER_BATCH: usize = 12;
+const BATCH_LIMIT: usize = 25;
 const UNPROCESSED_ATTEMPTS: u32 = 8;
 
 #[derive(Debug, Clone, Copy)]
@@ -29,8 +29,10 @@ pub struct SweepReport {
     pub examined: u64,
     /// Query pages read.
     pub pages: u64,
-    /// True when the run stopped before the end; the next run continues.
-    pub remaining: bool,
+    /// Due tokens read but left for the next run because time ran out.
+    pub pending: u64,
+    /// True when the run stopped before the end of the index; the next run continues.
+    pub stopped_early: bool,
 }
 
 impl Store {
@@ -41,13 +43,15 @@ impl Store {
     ) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
         let out_of_time = || limits.stop_at.is_some_and(|at| Instant::now() >= at);
+        // Deletes waiting for a full batch; a token's two deletes are pushed together, in order.
+        let mut queued: Vec<WriteRequest> = Vec::new();
+        let mut flushed: u64 = 0;
         for days_ago in (0..=limits.lookback_days.max(0)).rev() {
             let bucket = items::sweep_bucket(now - Duration::days(days_ago));
             let mut start: Option<HashMap<String, AttributeValue>> = None;
             loop {
                 if out_of_time() {
-                    report.remaining = true;
-                    return Ok(report);
+                    return Ok(stopped(report, flushed));
                 }
                 let page = self
                     .client
@@ -68,20 +72,17 @@ impl Store {
                     .await
                     .map_err(classify)?;
                 report.pages += 1;
-                let found = page.items.unwrap_or_default();
-                report.examined += found.len() as u64;
-                for chunk in found.chunks(TOKENS_PER_BATCH) {
+                for item in page.items.unwrap_or_default() {
+                    report.examined += 1;
+                    queued.extend(deletes_for(&item)?);
+                }
+                while queued.len() >= BATCH_LIMIT {
                     if out_of_time() {
-                        report.remaining = true;
-                        return Ok(report);
+                        return Ok(stopped(report, flushed));
                     }
-                    let requests = chunk
-                        .iter()
-                        .map(deletes_for)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    self.delete_all(requests.into_iter().flatten().collect())
+                    self.delete_all(queued.drain(..BATCH_LIMIT).collect())
                         .await?;
-                    report.deleted += chunk.len() as u64;
+                    flushed += BATCH_LIMIT as u64;
                 }
                 match page.last_evaluated_key {
                     Some(next) if !next.is_empty() => start = Some(next),
@@ -89,6 +90,14 @@ impl Store {
                 }
             }
         }
+        if !queued.is_empty() {
+            if out_of_time() {
+                return Ok(stopped(report, flushed));
+            }
+            flushed += queued.len() as u64;
+            self.delete_all(queued).await?;
+        }
+        report.deleted = flushed / 2;
         Ok(report)
     }
 
@@ -120,6 +129,14 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A report for a run that ran out of time: tokens whose both deletes were sent count as deleted.
+fn stopped(mut report: SweepReport, flushed: u64) -> SweepReport {
+    report.deleted = flushed / 2;
+    report.pending = report.examined - report.deleted;
+    report.stopped_early = true;
+    report
 }
 
 fn deletes_for(

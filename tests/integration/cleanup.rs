@@ -1,0 +1,272 @@
+//! The scheduled cleanup against DynamoDB Local: exactly the tokens due are removed with their
+//! lookup records, reads stay proportional to them, overlapping and interrupted runs converge.
+
+use crate::support::*;
+use chrono::{Duration, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use shared::cleanup::cleanup;
+use shared::store::NewToken;
+use shared::tokens::{Secret, SecretDigest};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    ExpiredPastGrace,
+    ExpiredWithinGrace,
+    Live,
+}
+
+struct Seeded {
+    kind: Kind,
+    user: String,
+    uuid: Uuid,
+    digest: SecretDigest,
+}
+
+/// 500 tokens across 50 users: 200 expired past the grace period (spread over several days of
+/// sweep buckets), 50 expired within it, 250 live (half of them never expiring).
+async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
+    let now = Utc::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..500u32 {
+        let env = env.clone();
+        tasks.spawn(async move {
+            let (kind, expires) = match i % 10 {
+                0..=3 => (
+                    Kind::ExpiredPastGrace,
+                    Some(now - Duration::days(1) - Duration::hours(1 + i64::from(i % 96))),
+                ),
+                4 => (
+                    Kind::ExpiredWithinGrace,
+                    Some(now - Duration::hours(1 + i64::from(i % 20))),
+                ),
+                5..=7 => (
+                    Kind::Live,
+                    Some(now + Duration::days(1 + i64::from(i % 30))),
+                ),
+                _ => (Kind::Live, None),
+            };
+            let user = format!("user-{}", i % 50);
+            let secret = Secret::generate().unwrap();
+            let new = NewToken {
+                user_id: user.clone(),
+                uuid: Uuid::new_v4(),
+                title: format!("t{i}"),
+                created: now - Duration::days(10),
+                expires,
+            };
+            let token = env
+                .app
+                .store
+                .create_token(new, &secret.digest(), 100, env.app.config.ttl_grace)
+                .await
+                .expect("seed");
+            Seeded {
+                kind,
+                user,
+                uuid: token.uuid,
+                digest: secret.digest(),
+            }
+        });
+    }
+    let mut seeded = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        seeded.push(done.unwrap());
+    }
+    assert_eq!(
+        seeded
+            .iter()
+            .filter(|s| s.kind == Kind::ExpiredPastGrace)
+            .count(),
+        200
+    );
+    assert_eq!(
+        seeded
+            .iter()
+            .filter(|s| s.kind == Kind::ExpiredWithinGrace)
+            .count(),
+        50
+    );
+    wait_for_index(env, 400).await;
+    seeded
+}
+
+/// Global indexes are eventually consistent (in DynamoDB Local too, under load): wait until the
+/// sweep index holds every expiring token seeded (200 + 50 expired, and the 150 live ones that
+/// expire), so the runs below are measured on a settled index.
+async fn wait_for_index(env: &TestEnv, expected: i32) {
+    let now = Utc::now();
+    for _ in 0..100 {
+        let mut count = 0;
+        for days in -31..=8 {
+            let bucket = format!("SWEEP#{}", (now - Duration::days(days)).format("%Y-%m-%d"));
+            let page = env
+                .client
+                .query()
+                .table_name(env.table())
+                .index_name("sweep")
+                .key_condition_expression("sweep_bucket = :b")
+                .expression_attribute_values(
+                    ":b",
+                    aws_sdk_dynamodb::types::AttributeValue::S(bucket),
+                )
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .send()
+                .await
+                .expect("count the sweep index");
+            count += page.count;
+        }
+        if count == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sweep index never reached {expected} items");
+}
+
+fn scheduled_event(deadline_in_ms: Option<u64>) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    if let Some(ms) = deadline_in_ms {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        context.deadline = now + ms;
+    }
+    LambdaEvent::new(event("cleanup.json"), context)
+}
+
+/// Which seeded tokens still exist, as (token item, lookup record) presence.
+async fn survivors(env: &TestEnv, seeded: &[Seeded]) -> Vec<(Kind, bool, bool)> {
+    let mut out = Vec::new();
+    for s in seeded {
+        let token = env
+            .app
+            .store
+            .get_token(&s.user, &s.uuid)
+            .await
+            .unwrap()
+            .is_some();
+        let lookup = env
+            .app
+            .store
+            .find_secret(&s.digest)
+            .await
+            .unwrap()
+            .is_some();
+        out.push((s.kind, token, lookup));
+    }
+    out
+}
+
+fn assert_only_due_tokens_gone(state: &[(Kind, bool, bool)]) {
+    for (kind, token, lookup) in state {
+        let expect_present = *kind != Kind::ExpiredPastGrace;
+        assert_eq!(
+            (*token, *lookup),
+            (expect_present, expect_present),
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_run_deletes_exactly_the_due_tokens_reading_only_them() {
+    let env = Arc::new(TestEnv::new().await);
+    let seeded = seed(&env).await;
+    env.requests.reset();
+
+    let summary = cleanup(&env.app, scheduled_event(Some(60_000)))
+        .await
+        .expect("cleanup");
+    assert_eq!(summary["deleted"], 200, "{summary}");
+    assert_eq!(summary["stopped_early"], false);
+    assert_eq!(summary["remaining"], 0);
+    let examined = summary["examined"].as_u64().unwrap();
+    assert!(examined <= 220, "examined {examined} for 200 due tokens");
+    assert_eq!(examined, 200, "items read beyond the due tokens");
+    let requests = env.requests.snapshot();
+    assert_eq!(requests.get("Scan"), None, "{requests:?}");
+    assert_eq!(requests.get("GetItem"), None, "{requests:?}");
+    // One Query per day bucket (8), at most 100 items a page; 400 deletes in full batches of 25.
+    assert!(
+        requests.get("Query").copied().unwrap_or(0) <= 8 + 2,
+        "{requests:?}"
+    );
+    assert_eq!(
+        requests.get("BatchWriteItem").copied(),
+        Some(16),
+        "{requests:?}"
+    );
+
+    assert_only_due_tokens_gone(&survivors(&env, &seeded).await);
+    // 300 tokens + 300 lookup records + 50 counters remain.
+    assert_eq!(env.scan_all().await.len(), 650);
+
+    let again = cleanup(&env.app, scheduled_event(Some(60_000)))
+        .await
+        .expect("second run");
+    assert_eq!(
+        (again["deleted"].as_u64(), again["examined"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn two_overlapping_runs_reach_the_same_end_state_without_errors() {
+    let env = Arc::new(TestEnv::new().await);
+    let seeded = seed(&env).await;
+    let (a, b) = tokio::join!(
+        cleanup(&env.app, scheduled_event(Some(60_000))),
+        cleanup(&env.app, scheduled_event(Some(60_000)))
+    );
+    let (a, b) = (a.expect("first run"), b.expect("second run"));
+    assert!(
+        a["deleted"].as_u64().unwrap() + b["deleted"].as_u64().unwrap() >= 200,
+        "{a} {b}"
+    );
+    assert_only_due_tokens_gone(&survivors(&env, &seeded).await);
+    assert_eq!(env.scan_all().await.len(), 650);
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_stops_and_the_next_run_finishes() {
+    let env = Arc::new(TestEnv::new().await);
+    let seeded = seed(&env).await;
+    let hurried = cleanup(&env.app, scheduled_event(Some(5)))
+        .await
+        .expect("hurried run");
+    assert_eq!(hurried["stopped_early"], true, "{hurried}");
+    assert!(hurried["deleted"].as_u64().unwrap() < 200, "{hurried}");
+
+    let next = cleanup(&env.app, scheduled_event(Some(60_000)))
+        .await
+        .expect("next run");
+    assert_eq!(next["stopped_early"], false);
+    assert_eq!(
+        hurried["deleted"].as_u64().unwrap() + next["deleted"].as_u64().unwrap(),
+        200,
+        "{hurried} {next}"
+    );
+    assert_only_due_tokens_gone(&survivors(&env, &seeded).await);
+}
+
+#[tokio::test]
+async fn any_payload_is_accepted_as_a_trigger() {
+    let env = TestEnv::new().await;
+    for payload in [
+        serde_json::json!({"note": "from EventBridge Scheduler"}),
+        Value::Null,
+        serde_json::json!([1, 2]),
+    ] {
+        let summary = cleanup(&env.app, LambdaEvent::new(payload, Context::default()))
+            .await
+            .expect("cleanup");
+        assert_eq!(summary["deleted"], 0);
+    }
+}
