@@ -6,6 +6,7 @@ mod support;
 mod authorizer;
 mod cleanup;
 mod create_app_token;
+mod faults;
 mod quay;
 mod store;
 mod unleash;

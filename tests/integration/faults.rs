@@ -1,0 +1,110 @@
+//! DynamoDB faults injected in-process (aws-smithy-mocks): throttling and outages answer 503
+//! with `Retry-After` in the route's dialect, never a 500, and a failed create writes nothing.
+
+use crate::support::*;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::error::ErrorMetadata;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::error::{InternalServerError, ProvisionedThroughputExceededException};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use shared::config::Config;
+use shared::store::Store;
+use shared::App;
+use std::collections::HashMap;
+
+fn app(client: Client) -> App {
+    let vars: HashMap<String, String> = [("TABLE_NAME".to_owned(), "tokens".to_owned())].into();
+    App {
+        store: Store::new(client, "tokens"),
+        config: Config::from_map(&vars).unwrap(),
+    }
+}
+
+/// A client answered by the rules, without the SDK's own retries (they would only slow the test).
+macro_rules! client {
+    ($($rule:expr),+) => {
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [$($rule),+], |config| config.retry_config(RetryConfig::disabled()))
+    };
+}
+
+/// Errors as the SDK deserializes them from DynamoDB's answers: the code is in the metadata.
+fn wire(code: &str, message: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message(message).build()
+}
+
+fn throttled() -> ProvisionedThroughputExceededException {
+    let message = "Rate of requests exceeds the allowed throughput";
+    ProvisionedThroughputExceededException::builder()
+        .message(message)
+        .meta(wire("ProvisionedThroughputExceededException", message))
+        .build()
+}
+
+#[tokio::test]
+async fn throttled_reads_answer_503_with_retry_after_in_both_dialects() {
+    let get = mock!(Client::get_item)
+        .then_error(|| GetItemError::ProvisionedThroughputExceededException(throttled()));
+    let query = mock!(Client::query)
+        .then_error(|| QueryError::ProvisionedThroughputExceededException(throttled()));
+    let app = app(client!(&get, &query));
+
+    let quay =
+        answer(shared::quay::get_app_token(&app, request(&event("get-app-token.json"))).await);
+    assert_quay_error(&quay, 503, "service_unavailable");
+    assert_eq!(quay.header("retry-after"), Some("1"));
+
+    let unleash = answer(shared::unleash::list_pats(&app, request(&event("list-pats.json"))).await);
+    assert_eq!(unleash.status, 503, "{}", unleash.text);
+    assert_eq!(unleash.json()["name"], "ServiceUnavailableError");
+    assert_eq!(unleash.header("retry-after"), Some("1"));
+}
+
+#[tokio::test]
+async fn an_outage_during_create_answers_503_and_writes_no_token() {
+    // The id is issued, then the transaction that would write the token and its lookup fails.
+    let number = mock!(Client::update_item).then_output(|| {
+        UpdateItemOutput::builder()
+            .attributes("last_number", AttributeValue::N("1".into()))
+            .build()
+    });
+    let transaction = mock!(Client::transact_write_items).then_error(|| {
+        TransactWriteItemsError::InternalServerError(
+            InternalServerError::builder()
+                .message("down")
+                .meta(wire("InternalServerError", "down"))
+                .build(),
+        )
+    });
+    let puts = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let app = app(client!(&number, &transaction, &puts));
+
+    let created = answer(
+        shared::quay::create_app_token(&app, request(&event("create-app-token.json"))).await,
+    );
+    assert_quay_error(&created, 503, "service_unavailable");
+    assert_eq!(created.header("retry-after"), Some("1"));
+    assert_eq!(transaction.num_calls(), 1);
+    assert_eq!(
+        puts.num_calls(),
+        0,
+        "a token or lookup record was written outside the transaction"
+    );
+}
+
+#[tokio::test]
+async fn an_unavailable_counter_answers_503_in_unleash() {
+    let number = mock!(Client::update_item)
+        .then_error(|| UpdateItemError::ProvisionedThroughputExceededException(throttled()));
+    let query = mock!(Client::query).then_output(|| QueryOutput::builder().build());
+    let app = app(client!(&number, &query));
+    let created =
+        answer(shared::unleash::create_pat(&app, request(&event("create-pat.json"))).await);
+    assert_eq!(created.status, 503, "{}", created.text);
+    assert_eq!(created.header("retry-after"), Some("1"));
+}
