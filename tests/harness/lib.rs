@@ -3,6 +3,7 @@
 //! count the requests they send.
 
 pub mod dynamodb_local;
+pub mod rie;
 pub mod template;
 
 pub use dynamodb_local::DynamoLocal;

@@ -8,5 +8,6 @@ mod cleanup;
 mod create_app_token;
 mod faults;
 mod quay;
+mod sam_local;
 mod store;
 mod unleash;

@@ -439,10 +439,11 @@ async fn the_shipped_events_run_as_they_are() {
     let env = TestEnv::new().await;
     let created = answer(create_pat(&env.app, request(&event("create-pat.json"))).await);
     assert_eq!(created.status, 201, "{}", created.text);
+    create_ok(&env, "alice", "second").await;
     let listed = answer(list_pats(&env.app, request(&event("list-pats.json"))).await);
     assert_eq!(listed.json()["pats"][0]["description"], "deploy bot");
-    assert_eq!(
-        answer(delete_pat(&env.app, request(&event("delete-pat.json"))).await).status,
-        200
-    );
+    // The shipped delete event names id 2.
+    let deleted = answer(delete_pat(&env.app, request(&event("delete-pat.json"))).await);
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(list(&env, "alice").await.len(), 1);
 }

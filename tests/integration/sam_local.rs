@@ -1,0 +1,305 @@
+//! `sam local invoke` parity without Docker: for every function in template.yaml, the binary
+//! `sam build` made runs under the Lambda Runtime Interface Emulator (the one `sam local invoke`
+//! runs in its container) with exactly the environment the template declares for it (plus the
+//! DynamoDB Local endpoint), is invoked with its `events/` file, and must answer as expected.
+//! The list of functions comes from the template, so a function added without an event file or
+//! an expectation here fails this test.
+
+use crate::support::*;
+use chrono::{Duration, Utc};
+use harness::rie::Emulator;
+use harness::template::{str_at, Template};
+use harness::{workspace_root, DynamoLocal};
+use serde_json::{json, Value};
+use serde_yaml::Value as Yaml;
+use shared::store::NewToken;
+use shared::tokens::Secret;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+struct Function {
+    logical_id: String,
+    binary: String,
+    environment: BTreeMap<String, String>,
+}
+
+/// Every AWS::Serverless::Function, with its binary and resolved environment
+/// (Globals, then its own; `!Ref` of a parameter is its default, of the table the test's table).
+fn template_functions(template: &Template, table: &str) -> Vec<Function> {
+    let parameters = template
+        .root
+        .get("Parameters")
+        .cloned()
+        .unwrap_or(Yaml::Null);
+    let conditions = template
+        .root
+        .get("Conditions")
+        .cloned()
+        .unwrap_or(Yaml::Null);
+    let default_of = |name: &str| -> String {
+        match parameters.get(name).and_then(|p| p.get("Default")) {
+            Some(Yaml::String(s)) => s.clone(),
+            Some(Yaml::Number(n)) => n.to_string(),
+            other => panic!("parameter {name} has no usable default: {other:?}"),
+        }
+    };
+    // `None` is AWS::NoValue: the variable is left out.
+    let resolve = |value: &Yaml| -> Option<String> {
+        Some(match value {
+            Yaml::String(s) => s.clone(),
+            Yaml::Number(n) => n.to_string(),
+            Yaml::Bool(b) => b.to_string(),
+            Yaml::Tagged(tagged) if tagged.tag == "!Ref" => {
+                let name = tagged.value.as_str().expect("!Ref names a string");
+                match name {
+                    harness::template::TABLE_RESOURCE => table.to_owned(),
+                    "AWS::NoValue" => return None,
+                    parameter => default_of(parameter),
+                }
+            }
+            Yaml::Tagged(tagged) if tagged.tag == "!If" => {
+                let [condition, then, otherwise] = tagged
+                    .value
+                    .as_sequence()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                else {
+                    panic!("!If takes three values: {tagged:?}");
+                };
+                let holds = evaluate(
+                    &conditions[condition.as_str().expect("condition name")],
+                    &default_of,
+                );
+                let chosen = if holds { then } else { otherwise };
+                return resolve_simple(chosen, &default_of);
+            }
+            other => panic!("cannot resolve environment value {other:?}"),
+        })
+    };
+    let variables = |node: &Yaml| -> Vec<(String, String)> {
+        node.get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Yaml::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str().unwrap().to_owned(), resolve(v)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let globals = variables(&template.root["Globals"]["Function"]);
+    template
+        .resources()
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::Serverless::Function"))
+        .map(|(id, resource)| {
+            let mut environment: BTreeMap<String, String> = globals.iter().cloned().collect();
+            environment.extend(variables(&resource["Properties"]));
+            Function {
+                logical_id: id.as_str().unwrap().to_owned(),
+                binary: str_at(&resource["Metadata"]["BuildProperties"], "Binary").to_owned(),
+                environment,
+            }
+        })
+        .collect()
+}
+
+/// The condition forms the template uses, with every parameter at its default.
+fn evaluate(condition: &Yaml, default_of: &dyn Fn(&str) -> String) -> bool {
+    let Yaml::Tagged(tagged) = condition else {
+        panic!("unsupported condition {condition:?}")
+    };
+    let args = tagged.value.as_sequence().cloned().unwrap_or_default();
+    match tagged.tag.to_string().as_str() {
+        "!Not" => !evaluate(&args[0], default_of),
+        "!Equals" => {
+            let side = |v: &Yaml| resolve_simple(v, default_of).unwrap_or_default();
+            side(&args[0]) == side(&args[1])
+        }
+        other => panic!("unsupported condition function {other}"),
+    }
+}
+
+fn resolve_simple(value: &Yaml, default_of: &dyn Fn(&str) -> String) -> Option<String> {
+    match value {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some("AWS::NoValue") => None,
+        Yaml::Tagged(t) if t.tag == "!Ref" => {
+            Some(default_of(t.value.as_str().expect("!Ref names a string")))
+        }
+        other => panic!("cannot resolve {other:?}"),
+    }
+}
+
+fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
+    let dir = std::env::var("SAM_BUILD_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| workspace_root().join(".aws-sam").join("build"));
+    dir.join(logical_id).join("bootstrap")
+}
+
+/// The order matters: get and revoke act on the first seeded token; the authorizer accepts the
+/// second one's secret, which delete-pat then deletes.
+const ORDER: [&str; 9] = [
+    "get-app-token",
+    "revoke-app-token",
+    "authorizer",
+    "delete-pat",
+    "list-app-tokens",
+    "list-pats",
+    "create-app-token",
+    "create-pat",
+    "cleanup",
+];
+
+#[tokio::test]
+async fn every_template_function_answers_its_event_under_the_runtime_emulator() {
+    let env = TestEnv::new().await;
+    let template = Template::load();
+    let functions = template_functions(&template, env.table());
+    assert!(
+        functions.len() >= 9,
+        "template lists {} functions",
+        functions.len()
+    );
+    for function in &functions {
+        assert!(
+            workspace_root()
+                .join("events")
+                .join(format!("{}.json", function.binary))
+                .is_file(),
+            "{} has no events/{}.json",
+            function.logical_id,
+            function.binary
+        );
+        assert!(
+            ORDER.contains(&function.binary.as_str()),
+            "no expectation for {} in this test",
+            function.binary
+        );
+    }
+
+    // The tokens the shipped events name: the uuid of get/revoke, Unleash id 2 of delete-pat,
+    // and the secret in the authorizer's Authorization header.
+    let now = Utc::now();
+    let store = &env.app.store;
+    let seed = |uuid: Uuid| NewToken {
+        user_id: "alice".into(),
+        uuid,
+        title: "seeded".into(),
+        created: now,
+        expires: Some(now + Duration::days(1)),
+    };
+    let get_uuid = Uuid::parse_str(
+        event("get-app-token.json")["pathParameters"]["token_uuid"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    store
+        .create_token(
+            seed(get_uuid),
+            &Secret::generate().unwrap().digest(),
+            100,
+            Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let authorizer_event = event("authorizer.json");
+    let header = authorizer_event["headers"]["authorization"]
+        .as_str()
+        .unwrap();
+    let secret = Secret::parse(header.trim_start_matches("Bearer ").trim())
+        .expect("the event's token is well-formed");
+    let second = store
+        .create_token(
+            seed(Uuid::new_v4()),
+            &secret.digest(),
+            100,
+            Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.number, 2);
+
+    let local = DynamoLocal::shared();
+    for binary in ORDER {
+        let Some(function) = functions.iter().find(|f| f.binary == binary) else {
+            panic!("template.yaml has no function with binary {binary}");
+        };
+        let mut environment: Vec<(String, String)> =
+            function.environment.clone().into_iter().collect();
+        environment.extend(local.environment());
+        let emulator = Emulator::start(&built_bootstrap(&function.logical_id), &environment)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut payload = event(&format!("{binary}.json"));
+        if binary == "create-pat" {
+            // The shipped body names a fixed date; keep it in the future whenever this runs.
+            let expires = (now + Duration::days(30)).format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            payload["body"] =
+                json!({"description": "deploy bot", "expiresAt": expires.to_string()})
+                    .to_string()
+                    .into();
+        }
+        let answer = emulator
+            .invoke(&payload)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", function.logical_id));
+        check(binary, &answer, &second.uuid);
+        emulator.stop();
+    }
+}
+
+fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
+    let http = |status: u64| -> Value {
+        assert_eq!(answer["statusCode"], status, "{binary}: {answer}");
+        let body = answer["body"].as_str().unwrap_or_default();
+        if body.is_empty() {
+            Value::Null
+        } else {
+            assert_eq!(
+                answer["headers"]["content-type"], "application/json",
+                "{binary}: {answer}"
+            );
+            serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("{binary}: body is not JSON ({e}): {body}"))
+        }
+    };
+    match binary {
+        "get-app-token" => assert_eq!(http(200)["token"]["title"], "seeded"),
+        "revoke-app-token" => assert_eq!(http(204), Value::Null),
+        "delete-pat" => assert_eq!(http(200), Value::Null),
+        "list-app-tokens" => assert_eq!(http(200), json!({"tokens": [], "only_expiring": true})),
+        "list-pats" => assert_eq!(http(200), json!({"pats": []})),
+        "create-app-token" => {
+            let token = &http(201)["token"];
+            assert_eq!(token["title"], "ci-pipeline");
+            assert!(Secret::parse(token["token_code"].as_str().unwrap()).is_ok());
+        }
+        "create-pat" => {
+            let pat = http(201);
+            assert_eq!(
+                (pat["id"].as_u64(), pat["description"].as_str()),
+                (Some(4), Some("deploy bot")),
+                "{pat}"
+            );
+            assert_eq!(answer["headers"]["location"], "/api/admin/user/tokens/4");
+        }
+        "authorizer" => assert_eq!(
+            answer,
+            &json!({"isAuthorized": true, "context": {
+                "user_id": "alice", "auth": "pat", "token_uuid": authorized_uuid.to_string(), "scopes": ""
+            }})
+        ),
+        "cleanup" => {
+            for key in ["deleted", "examined", "remaining", "duration_ms"] {
+                assert!(
+                    answer[key].is_u64(),
+                    "cleanup summary lacks {key}: {answer}"
+                );
+            }
+            assert_eq!(answer["stopped_early"], false);
+        }
+        other => panic!("no expectation for {other}"),
+    }
+}
