@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, Runtim
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,7 +58,7 @@ impl DynamoLocal {
             .join(format!("dynamodb-local-{port}.log"));
         let script = format!(
             "java -Xms64m -Djava.library.path='{lib}' -jar '{jar}' {storage} -port {port} </dev/null >'{log}' 2>&1 & \
-             child=$!; trap 'kill $child 2>/dev/null' EXIT; read _ignored; kill $child 2>/dev/null; wait $child",
+             child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
             lib = jar_dir.join("DynamoDBLocal_lib").display(),
             jar = jar.display(),
             log = log.display(),
@@ -67,6 +68,9 @@ impl DynamoLocal {
             .arg("-c")
             .arg(script)
             .stdin(Stdio::piped())
+            // Its own process group: a terminal's Ctrl-C reaches this process, which stops it,
+            // not the watchdog (a background job of `sh` ignores SIGINT, so Java would outlive it).
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start DynamoDB Local: {e}"))?;
         if !wait_for_port(port, Duration::from_secs(60)) {

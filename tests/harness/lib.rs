@@ -3,6 +3,8 @@
 //! count the requests they send.
 
 pub mod dynamodb_local;
+pub mod gateway;
+pub mod oidc;
 pub mod rie;
 pub mod template;
 

@@ -5,6 +5,7 @@
 use crate::dynamodb_local::{free_port, wait_for_port};
 use crate::{tools_dir, workspace_root, INSTALL_HINT};
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -24,6 +25,23 @@ impl Emulator {
     /// Starts the emulator for `bootstrap` with exactly `env` (plus PATH). The function process
     /// itself starts on the first invocation, as Lambda's cold start does.
     pub fn start(bootstrap: &Path, env: &[(String, String)]) -> Result<Emulator, String> {
+        Emulator::launch(bootstrap, env, None)
+    }
+
+    /// As `start`, with the emulator's and the function's output written to `log`.
+    pub fn start_with_log(
+        bootstrap: &Path,
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Emulator, String> {
+        Emulator::launch(bootstrap, env, Some(log.to_path_buf()))
+    }
+
+    fn launch(
+        bootstrap: &Path,
+        env: &[(String, String)],
+        log: Option<PathBuf>,
+    ) -> Result<Emulator, String> {
         let rie = tools_dir().join("aws-lambda-rie");
         if !rie.is_file() {
             return Err(format!(
@@ -39,14 +57,18 @@ impl Emulator {
         }
         let invoke_port = free_port();
         let runtime_port = free_port();
-        let log = workspace_root()
-            .join("target")
-            .join(format!("rie-{invoke_port}.log"));
-        let _ = std::fs::create_dir_all(workspace_root().join("target"));
+        let log = log.unwrap_or_else(|| {
+            workspace_root()
+                .join("target")
+                .join(format!("rie-{invoke_port}.log"))
+        });
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let script = format!(
             "'{rie}' --runtime-interface-emulator-address 127.0.0.1:{invoke_port} \
              --runtime-api-address 127.0.0.1:{runtime_port} '{bootstrap}' </dev/null >'{log}' 2>&1 & \
-             child=$!; trap 'kill $child 2>/dev/null' EXIT; read _ignored; kill $child 2>/dev/null; wait $child",
+             child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
             rie = rie.display(),
             bootstrap = bootstrap.display(),
             log = log.display(),
@@ -56,6 +78,8 @@ impl Emulator {
             .arg("-c")
             .arg(script)
             .stdin(Stdio::piped())
+            // Its own process group: a terminal's Ctrl-C reaches this process, which stops it.
+            .process_group(0)
             .env_clear();
         command.env("PATH", std::env::var("PATH").unwrap_or_default());
         for (key, value) in env {

@@ -7,6 +7,7 @@ mod authorizer;
 mod cleanup;
 mod create_app_token;
 mod faults;
+mod local_run;
 mod quay;
 mod sam_local;
 mod store;

@@ -8,127 +8,18 @@
 use crate::support::*;
 use chrono::{Duration, Utc};
 use harness::rie::Emulator;
-use harness::template::{str_at, Template};
+use harness::template::{FunctionDef, Template};
 use harness::{workspace_root, DynamoLocal};
 use serde_json::{json, Value};
-use serde_yaml::Value as Yaml;
 use shared::store::NewToken;
 use shared::tokens::Secret;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-struct Function {
-    logical_id: String,
-    binary: String,
-    environment: BTreeMap<String, String>,
-}
-
 /// Every AWS::Serverless::Function, with its binary and resolved environment
 /// (Globals, then its own; `!Ref` of a parameter is its default, of the table the test's table).
-fn template_functions(template: &Template, table: &str) -> Vec<Function> {
-    let parameters = template
-        .root
-        .get("Parameters")
-        .cloned()
-        .unwrap_or(Yaml::Null);
-    let conditions = template
-        .root
-        .get("Conditions")
-        .cloned()
-        .unwrap_or(Yaml::Null);
-    let default_of = |name: &str| -> String {
-        match parameters.get(name).and_then(|p| p.get("Default")) {
-            Some(Yaml::String(s)) => s.clone(),
-            Some(Yaml::Number(n)) => n.to_string(),
-            other => panic!("parameter {name} has no usable default: {other:?}"),
-        }
-    };
-    // `None` is AWS::NoValue: the variable is left out.
-    let resolve = |value: &Yaml| -> Option<String> {
-        Some(match value {
-            Yaml::String(s) => s.clone(),
-            Yaml::Number(n) => n.to_string(),
-            Yaml::Bool(b) => b.to_string(),
-            Yaml::Tagged(tagged) if tagged.tag == "!Ref" => {
-                let name = tagged.value.as_str().expect("!Ref names a string");
-                match name {
-                    harness::template::TABLE_RESOURCE => table.to_owned(),
-                    "AWS::NoValue" => return None,
-                    parameter => default_of(parameter),
-                }
-            }
-            Yaml::Tagged(tagged) if tagged.tag == "!If" => {
-                let [condition, then, otherwise] = tagged
-                    .value
-                    .as_sequence()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                else {
-                    panic!("!If takes three values: {tagged:?}");
-                };
-                let holds = evaluate(
-                    &conditions[condition.as_str().expect("condition name")],
-                    &default_of,
-                );
-                let chosen = if holds { then } else { otherwise };
-                return resolve_simple(chosen, &default_of);
-            }
-            other => panic!("cannot resolve environment value {other:?}"),
-        })
-    };
-    let variables = |node: &Yaml| -> Vec<(String, String)> {
-        node.get("Environment")
-            .and_then(|e| e.get("Variables"))
-            .and_then(Yaml::as_mapping)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str().unwrap().to_owned(), resolve(v)?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let globals = variables(&template.root["Globals"]["Function"]);
-    template
-        .resources()
-        .iter()
-        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::Serverless::Function"))
-        .map(|(id, resource)| {
-            let mut environment: BTreeMap<String, String> = globals.iter().cloned().collect();
-            environment.extend(variables(&resource["Properties"]));
-            Function {
-                logical_id: id.as_str().unwrap().to_owned(),
-                binary: str_at(&resource["Metadata"]["BuildProperties"], "Binary").to_owned(),
-                environment,
-            }
-        })
-        .collect()
-}
-
-/// The condition forms the template uses, with every parameter at its default.
-fn evaluate(condition: &Yaml, default_of: &dyn Fn(&str) -> String) -> bool {
-    let Yaml::Tagged(tagged) = condition else {
-        panic!("unsupported condition {condition:?}")
-    };
-    let args = tagged.value.as_sequence().cloned().unwrap_or_default();
-    match tagged.tag.to_string().as_str() {
-        "!Not" => !evaluate(&args[0], default_of),
-        "!Equals" => {
-            let side = |v: &Yaml| resolve_simple(v, default_of).unwrap_or_default();
-            side(&args[0]) == side(&args[1])
-        }
-        other => panic!("unsupported condition function {other}"),
-    }
-}
-
-fn resolve_simple(value: &Yaml, default_of: &dyn Fn(&str) -> String) -> Option<String> {
-    match value {
-        Yaml::String(s) => Some(s.clone()),
-        Yaml::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some("AWS::NoValue") => None,
-        Yaml::Tagged(t) if t.tag == "!Ref" => {
-            Some(default_of(t.value.as_str().expect("!Ref names a string")))
-        }
-        other => panic!("cannot resolve {other:?}"),
-    }
+fn template_functions(template: &Template, table: &str) -> Vec<FunctionDef> {
+    template.functions(table, &BTreeMap::new())
 }
 
 fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
