@@ -1,0 +1,77 @@
+//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-7 of
+//! BENCHMARKS.md), and the report that gathers them with the criterion figures (item 4).
+//! `./scripts/bench` builds and runs this; by hand:
+//!
+//! ```text
+//! cargo bench --bench lambda -- [--short] [--out DIR] [--report FILE] [--criterion DIR]
+//!     [--build-note TEXT] [--base-url URL (--pat SECRET | --jwt TOKEN)]
+//!     [--cleanup-sizes N,N,...] STEP...
+//! ```
+//!
+//! Steps: `sizes`, `cold`, `rss`, `cpu` (reads criterion's output), `requests`, `cleanup`,
+//! `load`, `report`. Each writes `DIR/<item>.md` and `DIR/<item>.json` (its verdicts);
+//! `report` joins them into FILE with a description of the machine.
+
+mod cleanup;
+mod cold;
+mod cpu;
+mod load;
+mod requests;
+mod rss;
+mod sizes;
+mod support;
+
+use harness::dynamodb_local::progress;
+use std::time::Instant;
+use support::{Options, Section};
+
+fn main() {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}\n\n{}", Options::USAGE);
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut failed = Vec::new();
+    for step in &options.steps {
+        let started = Instant::now();
+        progress(&format!("bench: {step} ..."));
+        let result: Result<Option<Section>, String> = runtime.block_on(async {
+            match step.as_str() {
+                "sizes" => sizes::run(&options).map(Some),
+                "cold" => cold::run(&options).await.map(Some),
+                "rss" => rss::run(&options).await.map(Some),
+                "cpu" => cpu::run(&options).map(Some),
+                "requests" => requests::run(&options).await.map(Some),
+                "cleanup" => cleanup::run(&options).await.map(Some),
+                "load" => load::run(&options).await.map(Some),
+                "report" => support::write_report(&options).map(|()| None),
+                other => Err(format!("unknown step {other:?}")),
+            }
+        });
+        match result {
+            Ok(Some(section)) => {
+                section.save(&options.out_dir);
+                progress(&format!(
+                    "bench: {step} done in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            Ok(None) => progress(&format!("bench: {step} done")),
+            Err(message) => {
+                progress(&format!("bench: {step} FAILED: {message}"));
+                failed.push(step.clone());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("bench: failed steps: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}

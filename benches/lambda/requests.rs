@@ -1,0 +1,332 @@
+//! Item 5: DynamoDB requests per operation, counted by the client while the real handlers run
+//! in-process against DynamoDB Local, next to the fewest the key design allows.
+
+use crate::cleanup::{seed_population, wait_for_index, Population};
+use crate::support::{
+    as_user, conditions, create_pat_body, event, fresh_env, request, seed_many, seed_token,
+    with_path_parameter, Env, Options, Section, Verdict,
+};
+use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use chrono::{Duration, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use shared::authorizer::{authorize, Authorizer};
+use shared::tokens::Secret;
+use std::collections::BTreeMap;
+use std::future::Future;
+use uuid::Uuid;
+
+struct Counted {
+    operation: String,
+    counts: BTreeMap<String, u64>,
+    minimum: u64,
+    why: String,
+}
+
+async fn count<T>(env: &Env, call: impl Future<Output = T>) -> (T, BTreeMap<String, u64>) {
+    env.requests.reset();
+    let out = call.await;
+    (out, env.requests.snapshot())
+}
+
+fn status(response: &lambda_http::Response<lambda_http::Body>) -> u16 {
+    response.status().as_u16()
+}
+
+pub async fn run(options: &Options) -> Result<Section, String> {
+    let mut section = Section::new(5, "DynamoDB requests per operation");
+    conditions(&mut section);
+    let env = fresh_env(&[]).await;
+    let app = &env.app;
+    let mut rows: Vec<Counted> = Vec::new();
+    let expect = |what: &str, got: u16, want: u16| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{what} answered {got}, expected {want}"))
+        }
+    };
+
+    // create
+    let (r, counts) = count(
+        &env,
+        shared::quay::create_app_token(
+            app,
+            request(&as_user(event("create-app-token.json"), "c1")),
+        ),
+    )
+    .await;
+    expect("Quay create", status(&r), 201)?;
+    rows.push(Counted {
+        operation: "create (Quay)".into(),
+        counts,
+        minimum: 2,
+        why: "UpdateItem issues the Unleash number (a transaction cannot return a new value, and \
+              the number is part of the item) + one TransactWriteItems: counter under the cap, \
+              token, lookup record"
+            .into(),
+    });
+    let mut create_pat = as_user(event("create-pat.json"), "c2");
+    create_pat["body"] = create_pat_body("deploy bot").into();
+    let (r, counts) = count(&env, shared::unleash::create_pat(app, request(&create_pat))).await;
+    expect("Unleash create", status(&r), 201)?;
+    rows.push(Counted {
+        operation: "create (Unleash, user with < 100 tokens)".into(),
+        counts,
+        minimum: 3,
+        why: "as Quay's, plus one Query of the user's tokens to refuse a description already in \
+              use (Unleash's 409). With a description-keyed item in the transaction it would be 2"
+            .into(),
+    });
+
+    // list, per page
+    let users: Vec<String> = ["list-10", "list-100", "list-250"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    harness::dynamodb_local::progress("bench: requests: seeding 360 tokens");
+    seed_many(&app.store, &users[..1], 10).await;
+    seed_many(&app.store, &users[1..2], 100).await;
+    seed_many(&app.store, &users[2..], 250).await;
+    for (user, n) in [("list-10", 10u64), ("list-100", 100), ("list-250", 250)] {
+        let mut list = as_user(event("list-app-tokens.json"), user);
+        list["rawQueryString"] = "".into();
+        if let Some(o) = list.as_object_mut() {
+            o.remove("queryStringParameters");
+        }
+        let (r, counts) = count(&env, shared::quay::list_app_tokens(app, request(&list))).await;
+        expect("Quay list", status(&r), 200)?;
+        rows.push(Counted {
+            operation: format!("list of {n} (Quay; Unleash's is the same Query)"),
+            counts,
+            minimum: 1,
+            why: format!(
+                "one strongly consistent Query per 1 MB page; {n} tokens are about {} KB",
+                n * 3 / 10
+            ),
+        });
+    }
+
+    // get
+    let get_event = as_user(event("get-app-token.json"), "alice");
+    let uuid = Uuid::parse_str(
+        get_event["pathParameters"]["token_uuid"]
+            .as_str()
+            .unwrap_or(""),
+    )
+    .map_err(|e| e.to_string())?;
+    let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
+    let in_a_day = Some(Utc::now() + Duration::days(1));
+    seed_token(&app.store, "alice", uuid, &digest, in_a_day).await;
+    let (r, counts) = count(&env, shared::quay::get_app_token(app, request(&get_event))).await;
+    expect("get", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "get".into(),
+        counts,
+        minimum: 1,
+        why: "one strongly consistent GetItem by (user, uuid)".into(),
+    });
+
+    // revoke
+    let (r, counts) = count(
+        &env,
+        shared::quay::revoke_app_token(
+            app,
+            request(&as_user(event("revoke-app-token.json"), "alice")),
+        ),
+    )
+    .await;
+    expect("revoke", status(&r), 204)?;
+    rows.push(Counted {
+        operation: "revoke (Quay)".into(),
+        counts,
+        minimum: 2,
+        why: "GetItem, because the lookup record's key is the secret's digest, which only the \
+              token item knows; then one TransactWriteItems deleting both and uncounting"
+            .into(),
+    });
+    let numbered = seed_many(&app.store, &["del".to_owned()], 1).await;
+    let number = numbered["del"][0].number;
+    let delete = with_path_parameter(
+        as_user(event("delete-pat.json"), "del"),
+        "id",
+        &number.to_string(),
+    );
+    let (r, counts) = count(&env, shared::unleash::delete_pat(app, request(&delete))).await;
+    expect("Unleash delete", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "revoke (Unleash, by integer id)".into(),
+        counts,
+        minimum: 2,
+        why: "Query of the `by_number` index, which projects the secret's digest and the \
+              expiry (template.yaml), then the same one TransactWriteItems as Quay's revoke"
+            .into(),
+    });
+
+    // authorize
+    let authorizer = Authorizer::new(app.store.clone(), app.config.clone(), None);
+    let secret = Secret::generate().map_err(|e| e.to_string())?;
+    seed_token(
+        &app.store,
+        "alice",
+        Uuid::new_v4(),
+        &secret.digest(),
+        in_a_day,
+    )
+    .await;
+    let with_header = |value: String| -> Result<ApiGatewayV2CustomAuthorizerV2Request, String> {
+        let mut e = event("authorizer.json");
+        e["headers"]["authorization"] = value.into();
+        serde_json::from_value(e).map_err(|e| e.to_string())
+    };
+    let accept = with_header(format!("Bearer {}", secret.expose()))?;
+    for (operation, minimum, why) in [
+        (
+            "authorize, first use in the throttle window",
+            2,
+            "one strongly consistent GetItem of the lookup record + one conditional \
+             TransactWriteItems of `last used` on the lookup record and the token",
+        ),
+        (
+            "authorize, again within the window",
+            1,
+            "the GetItem only: a revoked token must fail on its next request, so nothing is cached",
+        ),
+    ] {
+        let (answer, counts) = count(&env, authorize(&authorizer, accept.clone())).await;
+        if !answer.is_authorized {
+            return Err(format!("{operation}: denied"));
+        }
+        rows.push(Counted {
+            operation: operation.into(),
+            counts,
+            minimum,
+            why: why.into(),
+        });
+    }
+    let mut text = secret.expose().to_owned();
+    let last = if text.ends_with('A') { "B" } else { "A" };
+    text.replace_range(text.len() - 1.., last);
+    let (answer, counts) = count(
+        &env,
+        authorize(&authorizer, with_header(format!("Bearer {text}"))?),
+    )
+    .await;
+    if answer.is_authorized {
+        return Err("a malformed token was allowed".into());
+    }
+    rows.push(Counted {
+        operation: "authorize, malformed token".into(),
+        counts,
+        minimum: 0,
+        why: "prefix and CRC32 are checked in memory".into(),
+    });
+
+    // cleanup per 1,000 expired
+    let sweep = fresh_env(&[]).await;
+    harness::dynamodb_local::progress("bench: requests: seeding 1,000 expired tokens");
+    let population = Population::new(1000, 0, Utc::now());
+    seed_population(&sweep, &population, 8).await?;
+    wait_for_index(&sweep, &population).await?;
+    let (summary, counts) = count(
+        &sweep,
+        shared::cleanup::cleanup(
+            &sweep.app,
+            LambdaEvent::new(event("cleanup.json"), Context::default()),
+        ),
+    )
+    .await;
+    let summary = summary.map_err(|e| e.to_string())?;
+    if summary["deleted"] != 1000 {
+        return Err(format!("cleanup of 1,000 expired: {summary}"));
+    }
+    rows.push(Counted {
+        operation: format!(
+            "cleanup per 1,000 expired (due over {} days' buckets)",
+            population.expired_days
+        ),
+        counts,
+        minimum: shared::cleanup::LOOKBACK_DAYS as u64 + 1 + 80,
+        why: format!(
+            "one Query per day bucket the sweep looks in (today and {} days back; the index \
+             items of 1,000 tokens, about 150 KB, fit one 1 MB page) + ⌈2,000 deletes / 25⌉ = \
+             80 BatchWriteItem",
+            shared::cleanup::LOOKBACK_DAYS
+        ),
+    });
+    sweep.drop_table().await;
+
+    section.paragraph(
+        "Requests counted by the SDK client itself (an interceptor counts every request sent, \
+         retries included) while the real handlers (`shared::quay`, `shared::unleash`, \
+         `shared::authorizer`, `shared::cleanup`) run in-process against DynamoDB Local, with \
+         the default configuration (no `Limit`: DynamoDB's 1 MB pages). *Minimum*: the fewest requests the key \
+         design (README, \"The table\") allows for the operation.",
+    );
+    let mut table = Vec::new();
+    for row in &rows {
+        let total: u64 = row.counts.values().sum();
+        let calls = if row.counts.is_empty() {
+            "none".to_owned()
+        } else {
+            row.counts
+                .iter()
+                .map(|(op, n)| format!("{n} {op}"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let ok = total == row.minimum;
+        table.push(vec![
+            row.operation.clone(),
+            calls,
+            total.to_string(),
+            row.minimum.to_string(),
+            crate::support::met(Some(ok)).to_owned(),
+            row.why.clone(),
+        ]);
+        section.verdicts.push(Verdict::new(
+            format!("requests, {}", row.operation),
+            format!("{} (minimum)", row.minimum),
+            total.to_string(),
+            Some(ok),
+        ));
+    }
+    section.table(
+        &[
+            "operation",
+            "requests",
+            "total",
+            "minimum",
+            "",
+            "why that minimum",
+        ],
+        &table,
+    );
+    let over = |prefix: &str| {
+        rows.iter()
+            .any(|r| r.operation.starts_with(prefix) && r.counts.values().sum::<u64>() > r.minimum)
+    };
+    let mut notes = Vec::new();
+    if over("list") || over("cleanup") {
+        notes.push(
+            "- **Lists and the sweep** read whole 1 MB pages (about 3,000 tokens, or 7,000 \
+             index items). More requests than the minimum mean more pages than that, or a \
+             `Limit` set with `Store::with_page_size`.",
+        );
+    }
+    if over("revoke (Unleash") {
+        notes.push(
+            "- **Unleash's revoke by id** read the token again: the table's `by_number` index \
+             does not project `digest` and `expires_ms` (a table created before template.yaml \
+             did).",
+        );
+    }
+    if !notes.is_empty() {
+        section.paragraph(format!(
+            "Where a count is above the minimum:\n\n{}",
+            notes.join("\n")
+        ));
+    }
+    let _ = options;
+    env.drop_table().await;
+    Ok(section)
+}
