@@ -5,6 +5,7 @@ use crate::identity::{IdentityError, USER_ADMIN_SCOPE};
 use crate::store::StoreError;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Seconds a client is asked to wait when DynamoDB throttles or is unreachable.
@@ -15,7 +16,7 @@ pub enum ApiError {
     /// Bad input; `field` names the offending field where there is one.
     #[error("{message}")]
     BadRequest {
-        field: Option<&'static str>,
+        field: Option<Field>,
         message: String,
     },
     #[error("{0}")]
@@ -42,10 +43,36 @@ pub enum ApiError {
     Internal,
 }
 
+/// Where a bad value was: a field of the JSON body or a path parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Body(&'static str),
+    Path(&'static str),
+}
+
+impl Field {
+    /// The `path` of Unleash's error detail: `/body/<field>` or `/params/<name>`.
+    fn pointer(self) -> String {
+        match self {
+            Field::Body(name) => format!("/body/{name}"),
+            Field::Path(name) => format!("/params/{name}"),
+        }
+    }
+}
+
 impl ApiError {
+    /// A bad field of the request's JSON body.
     pub fn bad_field(field: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::BadRequest {
-            field: Some(field),
+            field: Some(Field::Body(field)),
+            message: message.into(),
+        }
+    }
+
+    /// A bad path parameter (`{id}` and the like).
+    pub fn bad_path_parameter(name: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            field: Some(Field::Path(name)),
             message: message.into(),
         }
     }
@@ -99,7 +126,7 @@ pub fn quay_response(error: &ApiError, host: Option<&str>) -> Response<Body> {
         ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => {
             (StatusCode::FORBIDDEN, "insufficient_scope", "Unauthorized".to_owned())
         }
-        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not Found".to_owned()),
+        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", error.to_string()),
         ApiError::NameExists(_) => (StatusCode::CONFLICT, "invalid_request", error.to_string()),
         ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", error.to_string()),
         ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", error.to_string()),
@@ -148,7 +175,7 @@ pub fn unleash_response(error: &ApiError) -> Response<Body> {
         field: Some(field), ..
     } = error
     {
-        detail["path"] = Value::String(format!("/body/{field}"));
+        detail["path"] = Value::String(field.pointer());
     }
     let body = json!({
         "id": uuid::Uuid::new_v4(),
@@ -183,8 +210,20 @@ fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response
     response
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    // Serializing our own views and error bodies cannot fail (string keys, no custom
+    // serializers that refuse); should it ever, the client gets a plain 500, not a panic.
+    let (status, text) = match serde_json::to_string(body) {
+        Ok(text) => (status, text),
+        Err(e) => {
+            tracing::error!(error = %e, "response body did not serialize");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"internal error"}"#.to_owned(),
+            )
+        }
+    };
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -10,6 +10,7 @@ pub mod app;
 pub mod authorizer;
 pub mod cleanup;
 pub mod config;
+pub mod dates;
 pub mod error;
 pub mod http;
 pub mod identity;

@@ -170,7 +170,11 @@ async fn numbers_are_never_reused_after_revoke() {
         .unwrap();
     assert_eq!(other.number, 1);
     assert_eq!(
-        store.find_by_number("erin", 2).await.unwrap(),
+        store
+            .find_by_number("erin", 2)
+            .await
+            .unwrap()
+            .map(|found| found.uuid),
         Some(second.uuid)
     );
     assert_eq!(store.find_by_number("erin", 1).await.unwrap(), None);

@@ -236,8 +236,11 @@ async fn a_malformed_id_is_a_400_naming_it() {
         "18446744073709551616",
         "1 ",
     ] {
-        let message = assert_unleash_error(&delete(&env, "alice", id).await, 400, "BadDataError");
+        let answer = delete(&env, "alice", id).await;
+        let message = assert_unleash_error(&answer, 400, "BadDataError");
         assert!(message.contains("PAT id"), "{id:?}: {message}");
+        // The path parameter, not a body field, is named.
+        assert_eq!(answer.json()["details"][0]["path"], "/params/id", "{id:?}");
     }
 }
 

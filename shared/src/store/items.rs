@@ -8,8 +8,10 @@
 //! | lookup  | `SECRET#<sha256>`  | `SECRET`        | the owner and uuid the secret authenticates, expiry, last used, `ttl` |
 
 use crate::tokens::{SecretDigest, Token};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub const PK: &str = "pk";
@@ -55,7 +57,7 @@ pub fn sweep_due(expires: DateTime<Utc>, grace: Duration) -> DateTime<Utc> {
     expires + grace
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenItem {
     pub pk: String,
     pub sk: String,
@@ -126,12 +128,12 @@ impl TokenItem {
         }
     }
 
-    pub fn to_token(&self) -> Token {
+    pub fn into_token(self) -> Token {
         Token {
-            user_id: self.user_id.clone(),
+            user_id: self.user_id,
             uuid: self.token_uuid,
             number: self.number,
-            title: self.title.clone(),
+            title: self.title,
             created: from_millis(self.created_ms),
             expires: self.expires_ms.map(from_millis),
             last_used: self.last_used_ms.map(from_millis),
@@ -141,4 +143,130 @@ impl TokenItem {
 
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Token items are written with serde_dynamo (`to_item`) and read back with this: a list reads
+/// up to a page of them, and serde_dynamo's reader first copies every item into its own map
+/// type, which was most of a list's own CPU time (BENCHMARKS.md, section 4). The unit tests
+/// check it reads exactly what serde_dynamo writes and reads.
+impl TryFrom<HashMap<String, AttributeValue>> for TokenItem {
+    type Error = String;
+
+    fn try_from(mut item: HashMap<String, AttributeValue>) -> Result<TokenItem, String> {
+        let mut string = |name: &str| match item.remove(name) {
+            Some(AttributeValue::S(text)) => Ok(Some(text)),
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(other) => Err(format!("{name} is not a string: {other:?}")),
+        };
+        let pk = required(PK, string(PK)?)?;
+        let sk = required(SK, string(SK)?)?;
+        let user_id = required("user_id", string("user_id")?)?;
+        let uuid_text = required("token_uuid", string("token_uuid")?)?;
+        let token_uuid = Uuid::parse_str(&uuid_text)
+            .map_err(|_| format!("token_uuid is not a uuid: {uuid_text:?}"))?;
+        let title = required("title", string("title")?)?;
+        let digest = required(DIGEST, string(DIGEST)?)?;
+        let sweep_bucket = string(SWEEP_BUCKET)?;
+        let number = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(text)) => text
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("{name} is not a whole number: {text:?}")),
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(other) => Err(format!("{name} is not a number: {other:?}")),
+        };
+        let unleash_number = required(NUMBER, number(NUMBER)?)?;
+        Ok(TokenItem {
+            pk,
+            sk,
+            user_id,
+            token_uuid,
+            number: u64::try_from(unleash_number)
+                .map_err(|_| format!("number is negative: {unleash_number}"))?,
+            title,
+            created_ms: required("created_ms", number("created_ms")?)?,
+            expires_ms: number(EXPIRES_MS)?,
+            last_used_ms: number(LAST_USED_MS)?,
+            digest,
+            ttl: number(TTL)?,
+            sweep_bucket,
+            sweep_at: number(SWEEP_AT)?,
+        })
+    }
+}
+
+fn required<T>(name: &str, value: Option<T>) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing attribute {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::Secret;
+    use proptest::prelude::*;
+    use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+
+    fn token(title: String, expires: Option<i64>, last_used: Option<i64>, number: u64) -> Token {
+        Token {
+            user_id: "user-ä \"q\"".into(),
+            uuid: Uuid::new_v4(),
+            number,
+            title,
+            created: from_millis(1_700_000_000_123),
+            expires: expires.map(from_millis),
+            last_used: last_used.map(from_millis),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn reads_what_serde_dynamo_writes_and_reads(
+            title in "\\PC{0,40}",
+            expires in proptest::option::of(0i64..4_000_000_000_000),
+            last_used in proptest::option::of(0i64..4_000_000_000_000),
+            number in 1u64..u64::from(u32::MAX),
+        ) {
+            let item = TokenItem::new(
+                &token(title, expires, last_used, number),
+                &Secret::generate().unwrap().digest(),
+                Duration::days(1),
+            );
+            let attributes: HashMap<String, AttributeValue> = to_item(&item).unwrap();
+            let by_serde_dynamo: TokenItem = from_item(attributes.clone()).unwrap();
+            let by_hand = TokenItem::try_from(attributes).unwrap();
+            prop_assert_eq!(&by_hand, &item);
+            prop_assert_eq!(&by_hand, &by_serde_dynamo);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_token_item() {
+        let item = TokenItem::new(
+            &token("t".into(), Some(1_800_000_000_000), None, 3),
+            &Secret::generate().unwrap().digest(),
+            Duration::days(1),
+        );
+        let good: HashMap<String, AttributeValue> = to_item(&item).unwrap();
+        let mut missing = good.clone();
+        missing.remove("title");
+        assert_eq!(
+            TokenItem::try_from(missing).unwrap_err(),
+            "missing attribute title"
+        );
+        let mut bad_uuid = good.clone();
+        bad_uuid.insert("token_uuid".into(), AttributeValue::S("nope".into()));
+        assert!(TokenItem::try_from(bad_uuid)
+            .unwrap_err()
+            .contains("not a uuid"));
+        let mut text_number = good.clone();
+        text_number.insert("number".into(), AttributeValue::S("3".into()));
+        assert!(TokenItem::try_from(text_number)
+            .unwrap_err()
+            .contains("not a number"));
+        let mut negative = good;
+        negative.insert("number".into(), AttributeValue::N("-3".into()));
+        assert!(TokenItem::try_from(negative)
+            .unwrap_err()
+            .contains("negative"));
+    }
 }

@@ -44,6 +44,23 @@ pub struct SecretRecord {
     pub last_used: Option<DateTime<Utc>>,
 }
 
+/// A token found by its Unleash number. The `by_number` index projects the secret's digest and
+/// the expiry, so revoking it needs no second read; a table whose index predates that
+/// projection gives only the uuid, and the revoke reads the token first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberedToken {
+    pub uuid: Uuid,
+    revoke_keys: Option<RevokeKeys>,
+}
+
+/// What a revoke needs besides the token's key: the lookup record's key and whether the token
+/// still counts against the cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RevokeKeys {
+    digest: String,
+    expires_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revoked {
     Yes,
@@ -67,7 +84,9 @@ const CONFLICT_ATTEMPTS: u32 = 10;
 pub struct Store {
     client: Client,
     table: String,
-    page_size: i32,
+    /// `Limit` of list and sweep Queries; `None` reads DynamoDB's whole 1 MB pages (about
+    /// 3,000 tokens), so a user's list is one Query.
+    page_size: Option<i32>,
 }
 
 impl Store {
@@ -75,13 +94,14 @@ impl Store {
         Store {
             client,
             table: table.into(),
-            page_size: 100,
+            page_size: None,
         }
     }
 
-    /// Items per Query page. Lists and sweeps always follow every page; this only sets their size.
+    /// Items per Query page (default: as many as fit DynamoDB's 1 MB page). Lists and sweeps
+    /// always follow every page; this only sets their size, for tests of the paging.
     pub fn with_page_size(mut self, page_size: i32) -> Store {
-        self.page_size = page_size.max(1);
+        self.page_size = Some(page_size.max(1));
         self
     }
 
@@ -252,7 +272,7 @@ impl Store {
         Ok(self
             .get_token_item(user_id, uuid)
             .await?
-            .map(|item| item.to_token()))
+            .map(TokenItem::into_token))
     }
 
     async fn get_token_item(
@@ -269,7 +289,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        output.item.map(parse_item).transpose()
+        output.item.map(parse_token_item).transpose()
     }
 
     /// Every token of the user, expired ones included (callers filter: TTL is lazy).
@@ -291,13 +311,13 @@ impl Store {
                     AttributeValue::S(items::TOKEN_SK_PREFIX.into()),
                 )
                 .consistent_read(true)
-                .limit(self.page_size)
+                .set_limit(self.page_size)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(classify)?;
             for item in page.items.unwrap_or_default() {
-                tokens.push(parse_item::<TokenItem>(item)?.to_token());
+                tokens.push(parse_token_item(item)?.into_token());
             }
             match page.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
@@ -311,7 +331,7 @@ impl Store {
         &self,
         user_id: &str,
         number: u64,
-    ) -> Result<Option<Uuid>, StoreError> {
+    ) -> Result<Option<NumberedToken>, StoreError> {
         let output = self
             .client
             .query()
@@ -333,10 +353,41 @@ impl Store {
             .get(items::SK)
             .and_then(|v| v.as_s().ok())
             .ok_or_else(|| StoreError::Corrupt("index item without sk".into()))?;
-        sk.strip_prefix(items::TOKEN_SK_PREFIX)
+        let uuid = sk
+            .strip_prefix(items::TOKEN_SK_PREFIX)
             .and_then(|u| Uuid::parse_str(u).ok())
-            .map(Some)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad token sort key {sk:?}")))
+            .ok_or_else(|| StoreError::Corrupt(format!("bad token sort key {sk:?}")))?;
+        let revoke_keys = match item.get(items::DIGEST).and_then(|v| v.as_s().ok()) {
+            None => None,
+            Some(digest) => Some(RevokeKeys {
+                digest: digest.clone(),
+                expires_ms: match item.get(items::EXPIRES_MS) {
+                    None => None,
+                    Some(value) => Some(
+                        value
+                            .as_n()
+                            .ok()
+                            .and_then(|n| n.parse::<i64>().ok())
+                            .ok_or_else(|| StoreError::Corrupt(format!("bad expiry {value:?}")))?,
+                    ),
+                },
+            }),
+        };
+        Ok(Some(NumberedToken { uuid, revoke_keys }))
+    }
+
+    /// Revokes a token found by `find_by_number`: one TransactWriteItems when the index carried
+    /// the digest and expiry, else as `revoke`.
+    pub async fn revoke_numbered(
+        &self,
+        user_id: &str,
+        token: &NumberedToken,
+        now: DateTime<Utc>,
+    ) -> Result<Revoked, StoreError> {
+        match &token.revoke_keys {
+            Some(keys) => self.revoke_with(user_id, &token.uuid, keys, now).await,
+            None => self.revoke(user_id, &token.uuid, now).await,
+        }
     }
 
     /// Deletes the token, its lookup record and (if it was still live) its place under the cap,
@@ -351,9 +402,25 @@ impl Store {
         let Some(item) = self.get_token_item(user_id, uuid).await? else {
             return Ok(Revoked::NotFound);
         };
+        let keys = RevokeKeys {
+            digest: item.digest,
+            expires_ms: item.expires_ms,
+        };
+        self.revoke_with(user_id, uuid, &keys, now).await
+    }
+
+    /// The revoke's transaction: delete the token (it must still exist), its lookup record and,
+    /// if it had not expired, its place under the cap.
+    async fn revoke_with(
+        &self,
+        user_id: &str,
+        uuid: &Uuid,
+        keys: &RevokeKeys,
+        now: DateTime<Utc>,
+    ) -> Result<Revoked, StoreError> {
         let delete_token = Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(key(item.pk.clone(), item.sk.clone())))
+            .set_key(Some(key(items::user_pk(user_id), items::token_sk(uuid))))
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", items::PK)
             .build()
@@ -361,7 +428,7 @@ impl Store {
         let delete_lookup = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(
-                format!("SECRET#{}", item.digest),
+                format!("SECRET#{}", keys.digest),
                 items::SECRET_SK.into(),
             )))
             .build()
@@ -370,7 +437,10 @@ impl Store {
             TransactWriteItem::builder().delete(delete_token).build(),
             TransactWriteItem::builder().delete(delete_lookup).build(),
         ];
-        if !item.to_token().is_expired(now) {
+        let expired = keys
+            .expires_ms
+            .is_some_and(|ms| items::from_millis(ms) <= now);
+        if !expired {
             let uncount = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(counter_key(user_id)))
@@ -597,6 +667,10 @@ fn parse_item<T: serde::de::DeserializeOwned>(
     item: HashMap<String, AttributeValue>,
 ) -> Result<T, StoreError> {
     from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_token_item(item: HashMap<String, AttributeValue>) -> Result<TokenItem, StoreError> {
+    TokenItem::try_from(item).map_err(StoreError::Corrupt)
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {

@@ -66,7 +66,7 @@ impl Store {
                         ":now",
                         AttributeValue::N(now.timestamp().to_string()),
                     )
-                    .limit(self.page_size)
+                    .set_limit(self.page_size)
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await

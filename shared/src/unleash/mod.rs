@@ -2,6 +2,7 @@
 //! Views, request parsing and handlers; errors become Unleash's body in `crate::error`.
 
 use crate::app::App;
+use crate::dates;
 use crate::error::{self, empty_response, json_response, ApiError};
 use crate::http;
 use crate::identity::Caller;
@@ -12,7 +13,8 @@ use crate::tokens::{
 use chrono::{DateTime, Utc};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 pub const COLLECTION_PATH: &str = "/api/admin/user/tokens";
 
@@ -136,8 +138,14 @@ async fn list(
         .filter(|t| !t.is_expired(now))
         .collect();
     tokens.sort_by_key(|t| t.number);
-    let pats: Vec<Value> = tokens.iter().map(|t| view(t, None)).collect();
-    Ok(json_response(StatusCode::OK, &json!({ "pats": pats })))
+    #[derive(Serialize)]
+    struct Listed<'a> {
+        pats: Vec<PatView<'a>>,
+    }
+    let listed = Listed {
+        pats: tokens.iter().map(|t| view(t, None)).collect(),
+    };
+    Ok(json_response(StatusCode::OK, &listed))
 }
 
 async fn delete(
@@ -149,14 +157,18 @@ async fn delete(
     let caller = Caller::from_request(request)?;
     let number = pat_id(request)?;
     let not_found = || ApiError::NotFound("No PAT found.".into());
-    let uuid = app
+    let found = app
         .store
         .find_by_number(&caller.user_id, number)
         .await?
         .ok_or_else(not_found)?;
-    match app.store.revoke(&caller.user_id, &uuid, now).await? {
+    match app
+        .store
+        .revoke_numbered(&caller.user_id, &found, now)
+        .await?
+    {
         Revoked::Yes => {
-            tracing::info!(user_id = caller.user_id, token_uuid = %uuid, number, "token revoked");
+            tracing::info!(user_id = caller.user_id, token_uuid = %found.uuid, number, "token revoked");
             Ok(empty_response(StatusCode::OK))
         }
         Revoked::NotFound => Err(not_found()),
@@ -170,40 +182,37 @@ fn pat_id(request: &Request) -> Result<u64, ApiError> {
         .ok()
         .filter(|n| *n >= 1 && text.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
-            ApiError::bad_field(
+            ApiError::bad_path_parameter(
                 "id",
                 format!("The PAT id must be a whole number of at least 1, not {text:?}."),
             )
         })
 }
 
-/// Unleash's PAT view; `secret` only in the create response.
-pub fn view(token: &Token, secret: Option<&Secret>) -> Value {
-    let mut view = json!({ "id": token.number });
-    if let Some(secret) = secret {
-        view["secret"] = Value::String(secret.expose().to_owned());
-    }
-    view["description"] = Value::String(token.title.clone());
-    view["expiresAt"] = token.expires.map(iso8601).into();
-    view["createdAt"] = Value::String(iso8601(token.created));
-    view["seenAt"] = token.last_used.map(iso8601).into();
-    view
+/// Unleash's PAT view; `secret` only in the create response. Serialized straight from the
+/// token, without an intermediate JSON tree.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatView<'a> {
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+    description: &'a str,
+    #[serde(serialize_with = "dates::serialize_optional_iso8601")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "dates::serialize_iso8601")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "dates::serialize_optional_iso8601")]
+    seen_at: Option<DateTime<Utc>>,
 }
 
-/// Unleash's date format: ISO 8601 in UTC with milliseconds, as JavaScript's `Date.toJSON`.
-pub fn iso8601(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_have_milliseconds_and_z() {
-        let at = DateTime::parse_from_rfc3339("2023-04-19T08:15:14Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(iso8601(at), "2023-04-19T08:15:14.000Z");
+pub fn view<'a>(token: &'a Token, secret: Option<&'a Secret>) -> PatView<'a> {
+    PatView {
+        id: token.number,
+        secret: secret.map(Secret::expose),
+        description: &token.title,
+        expires_at: token.expires,
+        created_at: token.created,
+        seen_at: token.last_used,
     }
 }
