@@ -3,17 +3,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 use harness::dynamodb_local::RequestCounter;
+use harness::fresh::{fresh_app, FreshApp};
 use harness::template::{Template, TABLE_RESOURCE};
 use harness::{workspace_root, DynamoLocal};
 use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
-use shared::config::Config;
 use shared::store::{NewToken, Store};
 use shared::tokens::{SecretDigest, Token};
 use shared::App;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use uuid::Uuid;
 
 pub struct Options {
@@ -492,29 +491,16 @@ pub struct Env {
     pub requests: RequestCounter,
 }
 
-static TABLES: AtomicU32 = AtomicU32::new(0);
-
 /// A fresh table from template.yaml on this process's DynamoDB Local, and an app over it with
 /// the default configuration plus `vars`.
 pub async fn fresh_env(vars: &[(&str, &str)]) -> Env {
-    let local = DynamoLocal::shared();
-    let (client, requests) = local.client().await;
-    let table = format!(
-        "bench-{}-{}",
-        std::process::id(),
-        TABLES.fetch_add(1, Ordering::SeqCst)
-    );
-    Template::load().create_table(&client, &table).await;
-    let mut map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    map.insert("TABLE_NAME".into(), table.clone());
-    let config = Config::from_map(&map).expect("bench config");
-    let store = Store::new(client.clone(), table);
-    requests.reset();
+    let FreshApp {
+        app,
+        client,
+        requests,
+    } = fresh_app("bench", vars).await;
     Env {
-        app: App { store, config },
+        app,
         client,
         requests,
     }

@@ -2,23 +2,18 @@
 //! `App` over it, and events from `events/` with the caller and body a test needs.
 
 use harness::dynamodb_local::RequestCounter;
-use harness::template::Template;
-use harness::{workspace_root, DynamoLocal};
+use harness::fresh::{fresh_app, FreshApp};
+use harness::workspace_root;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
-use shared::config::Config;
-use shared::store::Store;
 use shared::App;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct TestEnv {
     pub app: App,
     pub client: aws_sdk_dynamodb::Client,
     pub requests: RequestCounter,
 }
-
-static TABLES: AtomicU32 = AtomicU32::new(0);
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
@@ -27,24 +22,13 @@ impl TestEnv {
 
     /// A fresh table, and config from these variables over the defaults.
     pub async fn with_config(vars: &[(&str, &str)]) -> TestEnv {
-        let local = DynamoLocal::shared();
-        let (client, requests) = local.client().await;
-        let table = format!(
-            "tokens-{}-{}",
-            std::process::id(),
-            TABLES.fetch_add(1, Ordering::SeqCst)
-        );
-        Template::load().create_table(&client, &table).await;
-        let mut map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        map.insert("TABLE_NAME".into(), table.clone());
-        let config = Config::from_map(&map).expect("test config");
-        let store = Store::new(client.clone(), table);
-        requests.reset();
+        let FreshApp {
+            app,
+            client,
+            requests,
+        } = fresh_app("tokens", vars).await;
         TestEnv {
-            app: App { store, config },
+            app,
             client,
             requests,
         }
