@@ -95,6 +95,17 @@ pub struct LookupItem {
     pub ttl: Option<i64>,
 }
 
+/// A token as the `by_number` index holds it: its keys, plus what that index projects
+/// (template.yaml). `digest` is absent on a table whose index predates the projection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NumberIndexItem {
+    pub sk: String,
+    #[serde(default)]
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub expires_ms: Option<i64>,
+}
+
 impl TokenItem {
     pub fn new(token: &Token, digest: &SecretDigest, grace: Duration) -> TokenItem {
         let due = token.expires.map(|at| sweep_due(at, grace));

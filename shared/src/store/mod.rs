@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
-use items::{LookupItem, TokenItem};
+use items::{LookupItem, NumberIndexItem, TokenItem};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -349,30 +349,16 @@ impl Store {
         let Some(item) = output.items.unwrap_or_default().into_iter().next() else {
             return Ok(None);
         };
-        let sk = item
-            .get(items::SK)
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Corrupt("index item without sk".into()))?;
-        let uuid = sk
+        let index: NumberIndexItem = parse_item(item)?;
+        let uuid = index
+            .sk
             .strip_prefix(items::TOKEN_SK_PREFIX)
             .and_then(|u| Uuid::parse_str(u).ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("bad token sort key {sk:?}")))?;
-        let revoke_keys = match item.get(items::DIGEST).and_then(|v| v.as_s().ok()) {
-            None => None,
-            Some(digest) => Some(RevokeKeys {
-                digest: digest.clone(),
-                expires_ms: match item.get(items::EXPIRES_MS) {
-                    None => None,
-                    Some(value) => Some(
-                        value
-                            .as_n()
-                            .ok()
-                            .and_then(|n| n.parse::<i64>().ok())
-                            .ok_or_else(|| StoreError::Corrupt(format!("bad expiry {value:?}")))?,
-                    ),
-                },
-            }),
-        };
+            .ok_or_else(|| StoreError::Corrupt(format!("bad token sort key {:?}", index.sk)))?;
+        let revoke_keys = index.digest.map(|digest| RevokeKeys {
+            digest,
+            expires_ms: index.expires_ms,
+        });
         Ok(Some(NumberedToken { uuid, revoke_keys }))
     }
 
