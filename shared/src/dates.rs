@@ -13,16 +13,6 @@ const MONTHS: [&[u8; 3]; 12] = [
 ];
 
 /// Quay's format: RFC 2822 in UTC written as `-0000`, e.g. `Wed, 08 Jan 2025 19:32:48 -0000`.
-pub fn rfc2822(at: DateTime<Utc>) -> String {
-    with_rfc2822(at, str::to_owned)
-}
-
-/// Unleash's format: ISO 8601 in UTC with milliseconds, as JavaScript's `Date.toJSON`,
-/// e.g. `2023-04-19T08:15:14.000Z`.
-pub fn iso8601(at: DateTime<Utc>) -> String {
-    with_iso8601(at, str::to_owned)
-}
-
 pub fn serialize_rfc2822<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     with_rfc2822(*at, |text| s.serialize_str(text))
 }
@@ -37,6 +27,8 @@ pub fn serialize_optional_rfc2822<S: Serializer>(
     }
 }
 
+/// Unleash's format: ISO 8601 in UTC with milliseconds, as JavaScript's `Date.toJSON`,
+/// e.g. `2023-04-19T08:15:14.000Z`.
 pub fn serialize_iso8601<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     with_iso8601(*at, |text| s.serialize_str(text))
 }
@@ -103,6 +95,14 @@ fn ascii(bytes: &[u8]) -> &str {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    fn rfc2822(at: DateTime<Utc>) -> String {
+        with_rfc2822(at, str::to_owned)
+    }
+
+    fn iso8601(at: DateTime<Utc>) -> String {
+        with_iso8601(at, str::to_owned)
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
