@@ -350,6 +350,18 @@ fn the_run_command_serves_the_printed_flow_and_ctrl_c_stops_everything() {
         (status, json(&body)),
         (404, json(r#"{"message":"Not Found"}"#))
     );
+    // A known path with a method no route has is no route either, as API Gateway answers.
+    let (status, body) = curl(&[
+        "-X",
+        "PUT",
+        &format!("{api}/api/admin/user/tokens"),
+        "-H",
+        &format!("Authorization: Bearer {jwt}"),
+    ]);
+    assert_eq!(
+        (status, json(&body)),
+        (404, json(r#"{"message":"Not Found"}"#))
+    );
     let (status, body) = curl(&[&format!("{api}/.well-known/jwks.json")]);
     assert_eq!(status, 200);
     assert_eq!(json(&body)["keys"][0]["alg"], "ES256");

@@ -407,6 +407,31 @@ async fn callers_are_required_and_must_be_users() {
 }
 
 #[tokio::test]
+async fn every_route_refuses_the_wrong_method_with_a_405() {
+    let env = TestEnv::new().await;
+    for (event_name, wrong_method) in [
+        ("create-pat.json", "PUT"),
+        ("list-pats.json", "POST"),
+        ("delete-pat.json", "GET"),
+    ] {
+        let mut wrong = as_user(event(event_name), "alice");
+        wrong["requestContext"]["http"]["method"] = wrong_method.into();
+        let request = request(&wrong);
+        let answer = answer(match event_name {
+            "create-pat.json" => create_pat(&env.app, request).await,
+            "list-pats.json" => list_pats(&env.app, request).await,
+            _ => delete_pat(&env.app, request).await,
+        });
+        let message = assert_unleash_error(&answer, 405, "MethodNotAllowedError");
+        assert!(message.contains(wrong_method), "{event_name}: {message}");
+    }
+    assert!(
+        env.scan_all().await.is_empty(),
+        "a refused request wrote something"
+    );
+}
+
+#[tokio::test]
 async fn expired_pats_are_not_listed_but_can_be_deleted() {
     let env = TestEnv::new().await;
     let now = Utc::now();
