@@ -23,5 +23,9 @@ pub fn tools_dir() -> PathBuf {
     workspace_root().join(".tools")
 }
 
+/// The line the local server (`./scripts/run`) prints once it answers; tests and
+/// `scripts/bench` wait for it.
+pub const LOCAL_API_READY: &str = "local-api ready on";
+
 /// How to fix a missing tool, said the same way everywhere.
 pub const INSTALL_HINT: &str = "run ./scripts/bootstrap (./scripts/test runs it for you)";

@@ -14,8 +14,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The line the server prints once everything is up (tests/harness/local/banner.rs).
-const READY: &str = "local-api ready on";
+use harness::LOCAL_API_READY as READY;
 /// Long enough for a first build of every binary on two cores; seconds when they are built.
 const START_LIMIT: Duration = Duration::from_secs(25 * 60);
 

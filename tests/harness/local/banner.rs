@@ -2,10 +2,8 @@
 //! user, and the whole token flow as commands that work when pasted into a shell.
 
 use crate::{App, Options, LOCAL_SCOPE, LOCAL_USER, SESSION_LIFETIME, SESSION_PATH};
+use harness::LOCAL_API_READY as READY;
 use std::time::Instant;
-
-/// The line a script waits for: everything is up once it is printed.
-pub const READY: &str = "local-api ready on";
 
 pub fn print(app: &App, options: &Options, port: u16, started: Instant) {
     let api = format!("http://127.0.0.1:{port}");
