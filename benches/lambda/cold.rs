@@ -4,16 +4,14 @@
 //! a new connection. Compared with warm invocations of the same event on the same process.
 
 use crate::support::{
-    as_user, conditions, event, fresh_env, functions, median, ms, seed_token, Function, Options,
-    Section, Verdict,
+    conditions, fresh_env, functions, median, ms, seed_authorizer_event_token,
+    seed_get_event_token, Function, Options, Section, Verdict,
 };
 use chrono::{Duration, Utc};
 use harness::rie::Emulator;
 use harness::DynamoLocal;
 use serde_json::Value;
-use shared::tokens::Secret;
 use std::time::{Duration as StdDuration, Instant};
-use uuid::Uuid;
 
 const TARGET: StdDuration = StdDuration::from_millis(30);
 
@@ -39,24 +37,8 @@ pub async fn run(options: &Options) -> Result<Section, String> {
 
     let env = fresh_env(&[]).await;
     let store = &env.app.store;
-    let in_a_day = Some(Utc::now() + Duration::days(1));
-    let get_event = as_user(event("get-app-token.json"), "alice");
-    let get_uuid = Uuid::parse_str(
-        get_event["pathParameters"]["token_uuid"]
-            .as_str()
-            .ok_or("get-app-token.json has no token_uuid")?,
-    )
-    .map_err(|e| e.to_string())?;
-    let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
-    seed_token(store, "alice", get_uuid, &digest, in_a_day).await;
-
-    let authorizer_event = event("authorizer.json");
-    let header = authorizer_event["headers"]["authorization"]
-        .as_str()
-        .ok_or("authorizer.json has no authorization header")?;
-    let secret = Secret::parse(header.trim_start_matches("Bearer ").trim())
-        .map_err(|e| format!("the authorizer event's token: {e}"))?;
-    seed_token(store, "alice", Uuid::new_v4(), &secret.digest(), in_a_day).await;
+    let get_event = seed_get_event_token(store).await?;
+    let (authorizer_event, secret) = seed_authorizer_event_token(store).await?;
     // `last used` is written now, and the window is widened for this step, so no invocation
     // below writes it: cold and warm make the same single GetItem.
     let record = store

@@ -3,8 +3,8 @@
 
 use crate::cleanup::{seed_population, wait_for_index, Population};
 use crate::support::{
-    as_user, conditions, create_pat_body, event, fresh_env, request, seed_many, seed_token,
-    with_path_parameter, Env, Options, Section, Verdict,
+    as_user, conditions, create_pat_body, event, fresh_env, request, seed_get_event_token,
+    seed_many, seed_token, with_path_parameter, Env, Options, Section, Verdict,
 };
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use chrono::{Duration, Utc};
@@ -32,7 +32,7 @@ fn status(response: &lambda_http::Response<lambda_http::Body>) -> u16 {
     response.status().as_u16()
 }
 
-pub async fn run(options: &Options) -> Result<Section, String> {
+pub async fn run(_options: &Options) -> Result<Section, String> {
     let mut section = Section::new(5, "DynamoDB requests per operation");
     conditions(&mut section);
     let env = fresh_env(&[]).await;
@@ -107,16 +107,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     }
 
     // get
-    let get_event = as_user(event("get-app-token.json"), "alice");
-    let uuid = Uuid::parse_str(
-        get_event["pathParameters"]["token_uuid"]
-            .as_str()
-            .unwrap_or(""),
-    )
-    .map_err(|e| e.to_string())?;
-    let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
-    let in_a_day = Some(Utc::now() + Duration::days(1));
-    seed_token(&app.store, "alice", uuid, &digest, in_a_day).await;
+    let get_event = seed_get_event_token(&app.store).await?;
     let (r, counts) = count(&env, shared::quay::get_app_token(app, request(&get_event))).await;
     expect("get", status(&r), 200)?;
     rows.push(Counted {
@@ -165,6 +156,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     // authorize
     let authorizer = Authorizer::new(app.store.clone(), app.config.clone(), None);
     let secret = Secret::generate().map_err(|e| e.to_string())?;
+    let in_a_day = Some(Utc::now() + Duration::days(1));
     seed_token(
         &app.store,
         "alice",
@@ -326,7 +318,6 @@ pub async fn run(options: &Options) -> Result<Section, String> {
             notes.join("\n")
         ));
     }
-    let _ = options;
     env.drop_table().await;
     Ok(section)
 }

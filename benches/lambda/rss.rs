@@ -2,16 +2,15 @@
 //! emulator, read from `/proc/<bootstrap pid>/status`, and whether it grows.
 
 use crate::support::{
-    as_user, conditions, create_pat_body, event, fresh_env, functions, mib, seed_many, seed_token,
-    with_path_parameter, Function, Options, Section, Verdict,
+    as_user, conditions, create_pat_body, event, fresh_env, functions, mib,
+    seed_authorizer_event_token, seed_get_event_token, seed_many, with_path_parameter, Function,
+    Options, Section, Verdict,
 };
-use chrono::{Duration, Utc};
 use harness::rie::Emulator;
 use harness::DynamoLocal;
 use serde_json::Value;
-use shared::tokens::{Secret, Token};
+use shared::tokens::Token;
 use std::collections::HashMap;
-use uuid::Uuid;
 
 const LIMIT: u64 = 32 * 1024 * 1024;
 /// Allowed difference between the peaks of the first and the last window: allocator noise,
@@ -32,23 +31,8 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         "bench: rss: seeding {} tokens",
         2 * invocations + 22
     ));
-    let in_a_day = Some(Utc::now() + Duration::days(1));
-    let get_event = as_user(event("get-app-token.json"), "alice");
-    let get_uuid = Uuid::parse_str(
-        get_event["pathParameters"]["token_uuid"]
-            .as_str()
-            .unwrap_or(""),
-    )
-    .map_err(|e| e.to_string())?;
-    let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
-    seed_token(store, "alice", get_uuid, &digest, in_a_day).await;
-    let authorizer_event = event("authorizer.json");
-    let header = authorizer_event["headers"]["authorization"]
-        .as_str()
-        .unwrap_or_default();
-    let secret = Secret::parse(header.trim_start_matches("Bearer ").trim())
-        .map_err(|e| format!("the authorizer event's token: {e}"))?;
-    seed_token(store, "alice", Uuid::new_v4(), &secret.digest(), in_a_day).await;
+    let get_event = seed_get_event_token(store).await?;
+    let (authorizer_event, _) = seed_authorizer_event_token(store).await?;
     seed_many(store, &["alice".to_owned()], 20).await;
     let revoke_users: Vec<String> = (0..users_needed).map(|u| format!("revoke-{u}")).collect();
     let delete_users: Vec<String> = (0..users_needed).map(|u| format!("delete-{u}")).collect();

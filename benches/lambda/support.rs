@@ -2,16 +2,13 @@
 //! template's functions and their environment, events, fresh tables, seeded tokens.
 
 use chrono::{DateTime, Duration, Utc};
-use harness::dynamodb_local::RequestCounter;
 use harness::fresh::{fresh_app, FreshApp};
-use harness::template::{Template, TABLE_RESOURCE};
+use harness::template::Template;
 use harness::{workspace_root, DynamoLocal};
 use serde_json::{json, Value};
-use serde_yaml::Value as Yaml;
 use shared::store::{NewToken, Store};
-use shared::tokens::{SecretDigest, Token};
-use shared::App;
-use std::collections::HashMap;
+use shared::tokens::{Secret, SecretDigest, Token};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -385,55 +382,17 @@ pub fn sam_build_dir() -> PathBuf {
 }
 
 /// Every function of template.yaml with the environment the template gives it (parameters at
-/// their defaults, the table's name for `!Ref TokensTable`), plus DynamoDB Local's endpoint.
+/// their defaults, the table's name for `!Ref TokensTable`; `harness::template`), plus
+/// DynamoDB Local's endpoint.
 pub fn functions(table: &str, local: &DynamoLocal) -> Vec<Function> {
-    let template = Template::load();
-    let parameters = template
-        .root
-        .get("Parameters")
-        .cloned()
-        .unwrap_or(Yaml::Null);
-    let resolve = |value: &Yaml| -> Option<String> {
-        match value {
-            Yaml::String(s) => Some(s.clone()),
-            Yaml::Number(n) => Some(n.to_string()),
-            Yaml::Bool(b) => Some(b.to_string()),
-            Yaml::Tagged(t) if t.tag == "!Ref" => match t.value.as_str()? {
-                TABLE_RESOURCE => Some(table.to_owned()),
-                name => match parameters.get(name)?.get("Default")? {
-                    Yaml::String(s) => Some(s.clone()),
-                    Yaml::Number(n) => Some(n.to_string()),
-                    _ => None,
-                },
-            },
-            // `!If` only chooses the local DynamoDB endpoint, which is set below.
-            _ => None,
-        }
-    };
-    let variables = |node: &Yaml| -> Vec<(String, String)> {
-        node.get("Environment")
-            .and_then(|e| e.get("Variables"))
-            .and_then(Yaml::as_mapping)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), resolve(v)?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let globals = variables(&template.root["Globals"]["Function"]);
-    template
-        .resources()
-        .iter()
-        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::Serverless::Function"))
-        .map(|(id, resource)| {
-            let mut environment: HashMap<String, String> = globals.iter().cloned().collect();
-            environment.extend(variables(&resource["Properties"]));
+    Template::load()
+        .functions(table, &BTreeMap::new())
+        .into_iter()
+        .map(|function| {
+            let mut environment: Vec<(String, String)> = function.environment.into_iter().collect();
             environment.extend(local.environment());
-            let mut environment: Vec<(String, String)> = environment.into_iter().collect();
-            environment.sort();
             Function {
-                logical_id: id.as_str().unwrap_or_default().to_owned(),
+                logical_id: function.logical_id,
                 environment,
             }
         })
@@ -485,44 +444,46 @@ pub fn request(event: &Value) -> lambda_http::Request {
 
 // ---------- tables and tokens ----------
 
-pub struct Env {
-    pub app: App,
-    pub client: aws_sdk_dynamodb::Client,
-    pub requests: RequestCounter,
-}
+/// A table and app of its own on this process's DynamoDB Local (`harness::fresh`).
+pub type Env = FreshApp;
 
 /// A fresh table from template.yaml on this process's DynamoDB Local, and an app over it with
 /// the default configuration plus `vars`.
 pub async fn fresh_env(vars: &[(&str, &str)]) -> Env {
-    let FreshApp {
-        app,
-        client,
-        requests,
-    } = fresh_app("bench", vars).await;
-    Env {
-        app,
-        client,
-        requests,
-    }
-}
-
-impl Env {
-    pub fn table(&self) -> &str {
-        self.app.store.table()
-    }
-
-    /// Drops the table, so DynamoDB Local frees its items.
-    pub async fn drop_table(self) {
-        let _ = self
-            .client
-            .delete_table()
-            .table_name(self.table())
-            .send()
-            .await;
-    }
+    fresh_app("bench", vars).await
 }
 
 /// Creates a token through the store (the same calls a create makes), with no cap in the way.
+/// `get-app-token.json` as alice, with her token at the uuid it asks for (expiring in a day),
+/// so the event answers 200.
+pub async fn seed_get_event_token(store: &Store) -> Result<Value, String> {
+    let get_event = as_user(event("get-app-token.json"), "alice");
+    let uuid = Uuid::parse_str(
+        get_event["pathParameters"]["token_uuid"]
+            .as_str()
+            .ok_or("get-app-token.json has no token_uuid")?,
+    )
+    .map_err(|e| e.to_string())?;
+    let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
+    let in_a_day = Some(Utc::now() + Duration::days(1));
+    seed_token(store, "alice", uuid, &digest, in_a_day).await;
+    Ok(get_event)
+}
+
+/// `authorizer.json`, with a token of alice's (expiring in a day) whose secret is the one it
+/// presents, so the authorizer allows it; and that secret.
+pub async fn seed_authorizer_event_token(store: &Store) -> Result<(Value, Secret), String> {
+    let authorizer_event = event("authorizer.json");
+    let header = authorizer_event["headers"]["authorization"]
+        .as_str()
+        .ok_or("authorizer.json has no authorization header")?;
+    let secret = Secret::parse(header.trim_start_matches("Bearer ").trim())
+        .map_err(|e| format!("the authorizer event's token: {e}"))?;
+    let in_a_day = Some(Utc::now() + Duration::days(1));
+    seed_token(store, "alice", Uuid::new_v4(), &secret.digest(), in_a_day).await;
+    Ok((authorizer_event, secret))
+}
+
 pub async fn seed_token(
     store: &Store,
     user: &str,

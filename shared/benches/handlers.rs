@@ -20,7 +20,7 @@ use lambda_http::Request;
 use serde_dynamo::aws_sdk_dynamodb_1::to_item;
 use shared::authorizer::{authorize, Authorizer};
 use shared::config::Config;
-use shared::store::items::TokenItem;
+use shared::store::items::{self, TokenItem};
 use shared::store::Store;
 use shared::tokens::{Secret, Token};
 use shared::App;
@@ -98,7 +98,7 @@ fn mocked(get: Option<Item>, items: Vec<Item>) -> Mocked {
     });
     let update_rule = mock!(Client::update_item).then_output(|| {
         UpdateItemOutput::builder()
-            .attributes("last_number", AttributeValue::N("7".into()))
+            .attributes(items::LAST_NUMBER, AttributeValue::N("7".into()))
             .build()
     });
     let write_rule = mock!(Client::transact_write_items)
@@ -319,10 +319,13 @@ fn sdk_mock(c: &mut Criterion) {
     let client = mock.client.clone();
     let key = || {
         HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(format!("USER#{USER}"))),
             (
-                "sk".to_owned(),
-                AttributeValue::S(format!("TOKEN#{}", Uuid::new_v4())),
+                items::PK.to_owned(),
+                AttributeValue::S(items::user_pk(USER)),
+            ),
+            (
+                items::SK.to_owned(),
+                AttributeValue::S(items::token_sk(&Uuid::new_v4())),
             ),
         ])
     };
@@ -346,7 +349,7 @@ fn sdk_mock(c: &mut Criterion) {
                 .table_name(TABLE)
                 .set_key(Some(key()))
                 .update_expression("ADD #n :one")
-                .expression_attribute_names("#n", "last_number")
+                .expression_attribute_names("#n", items::LAST_NUMBER)
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
                 .send()
@@ -360,12 +363,14 @@ fn sdk_mock(c: &mut Criterion) {
                 .query()
                 .table_name(TABLE)
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#sk", "sk")
-                .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{USER}")))
-                .expression_attribute_values(":prefix", AttributeValue::S("TOKEN#".into()))
+                .expression_attribute_names("#pk", items::PK)
+                .expression_attribute_names("#sk", items::SK)
+                .expression_attribute_values(":pk", AttributeValue::S(items::user_pk(USER)))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(items::TOKEN_SK_PREFIX.into()),
+                )
                 .consistent_read(true)
-                .limit(100)
                 .send()
                 .await
                 .expect("query")
@@ -380,7 +385,7 @@ fn sdk_mock(c: &mut Criterion) {
                             .table_name(TABLE)
                             .set_item(Some(item))
                             .condition_expression("attribute_not_exists(#pk)")
-                            .expression_attribute_names("#pk", "pk")
+                            .expression_attribute_names("#pk", items::PK)
                             .build()
                             .expect("put"),
                     )

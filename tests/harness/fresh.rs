@@ -17,6 +17,22 @@ pub struct FreshApp {
     pub requests: RequestCounter,
 }
 
+impl FreshApp {
+    pub fn table(&self) -> &str {
+        self.app.store.table()
+    }
+
+    /// Drops the table, so DynamoDB Local frees its items.
+    pub async fn drop_table(self) {
+        let _ = self
+            .client
+            .delete_table()
+            .table_name(self.table())
+            .send()
+            .await;
+    }
+}
+
 static TABLES: AtomicU32 = AtomicU32::new(0);
 
 /// A new table named `<prefix>-<pid>-<n>`, and config from `vars` over the defaults (with
