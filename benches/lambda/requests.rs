@@ -185,7 +185,7 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
         ),
     ] {
         let (answer, counts) = count(&env, authorize(&authorizer, accept.clone())).await;
-        if !answer.is_authorized {
+        if !answer.map_err(|e| e.to_string())?.is_authorized {
             return Err(format!("{operation}: denied"));
         }
         rows.push(Counted {
@@ -203,7 +203,7 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
         authorize(&authorizer, with_header(format!("Bearer {text}"))?),
     )
     .await;
-    if answer.is_authorized {
+    if answer.map_err(|e| e.to_string())?.is_authorized {
         return Err("a malformed token was allowed".into());
     }
     rows.push(Counted {
@@ -237,11 +237,11 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             population.expired_days
         ),
         counts,
-        minimum: shared::cleanup::LOOKBACK_DAYS as u64 + 1 + 80,
+        minimum: shared::cleanup::LOOKBACK_DAYS as u64 + 1 + 1_000,
         why: format!(
-            "one Query per day bucket the sweep looks in (today and {} days back; the index \
-             items of 1,000 tokens, about 150 KB, fit one 1 MB page) + ⌈2,000 deletes / 25⌉ = \
-             80 BatchWriteItem",
+            "one Query per day bucket the sweep looks in (today and {} days back; the tokens \
+             of 1,000, about 400 KB, fit one 1 MB page) + one TransactWriteItems per token \
+             (its item, lookup record and title count go together, so no stop splits them)",
             shared::cleanup::LOOKBACK_DAYS
         ),
     });

@@ -42,7 +42,7 @@ impl Options {
         let mut options = Options {
             short: false,
             out_dir: target.join("bench"),
-            report: workspace_root().join("BENCHMARKS.md"),
+            report: workspace_root().join("docs").join("benchmarks.md"),
             criterion_dir: std::env::var_os("CRITERION_HOME")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| target.join("criterion")),

@@ -260,10 +260,16 @@ fn authorizer(c: &mut Criterion) {
     );
 
     rt.block_on(async {
-        assert!(authorize(&authorizer, accept.clone()).await.is_authorized);
+        assert!(
+            authorize(&authorizer, accept.clone())
+                .await
+                .expect("a decision")
+                .is_authorized
+        );
         assert!(
             !authorize(&authorizer, malformed.clone())
                 .await
+                .expect("a decision")
                 .is_authorized
         );
     });

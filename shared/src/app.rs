@@ -1,9 +1,11 @@
 //! What every route handler is given: the store and the configuration, built once at cold start.
 
-use crate::config::Config;
-use crate::store::{NewToken, Store};
+use crate::config::{Config, ConfigError};
+use crate::store::{NewToken, Store, TitleRule};
 use crate::tokens::{IssuedToken, Secret};
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
@@ -18,22 +20,56 @@ pub enum InitError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// Limits on every DynamoDB call. DynamoDB answers in milliseconds; a connection that stalls
+/// gives up after `ATTEMPT`, is retried once or twice by the SDK's standard retries (which
+/// also retry throttling), and the call fails after `OPERATION`: the handler answers 503 with
+/// `Retry-After` well inside the function's 10 s timeout instead of running into it.
+pub const DYNAMODB_CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1_500);
+pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_millis(3_000);
+
+pub fn dynamodb_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(DYNAMODB_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+        .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Endpoint variables the SDK reads. Set but empty, the SDK would accept them at init and
+/// panic at the first request ("URL was unset"); refuse them at init instead, by name.
+pub const ENDPOINT_VARIABLES: [&str; 2] = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"];
+
+pub fn check_endpoint_variables(
+    vars: &std::collections::HashMap<String, String>,
+) -> Result<(), ConfigError> {
+    for variable in ENDPOINT_VARIABLES {
+        if vars.get(variable).is_some_and(|v| v.trim().is_empty()) {
+            return Err(ConfigError {
+                variable,
+                problem: "is set but empty: unset it, or set it to the service's URL".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl App {
-    /// Reads the configuration and builds the DynamoDB client from the environment
-    /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local; nothing else differs).
+    /// Reads the configuration and builds the DynamoDB client from the environment.
     pub async fn from_env() -> Result<App, InitError> {
         let config = Config::from_env()?;
-        let store = Store::new(dynamodb_client().await, config.table_name.clone());
+        let store = Store::new(dynamodb_client().await?, config.table_name.clone());
         Ok(App { store, config })
     }
 
-    /// Generates a secret and stores the token under the caller's cap. `expires` has already
-    /// been checked against the lifetime rules by the dialect.
+    /// Generates a secret and stores the token under the caller's cap, with the dialect's rule
+    /// for titles. `expires` has already been checked against the lifetime rules by the dialect.
     pub async fn issue(
         &self,
         user_id: &str,
         title: String,
         expires: Option<DateTime<Utc>>,
+        rule: TitleRule,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, crate::error::ApiError> {
         let secret = Secret::generate().map_err(|e| {
@@ -49,11 +85,12 @@ impl App {
         };
         let token = self
             .store
-            .create_token(
+            .create_token_with(
                 new,
                 &secret.digest(),
                 self.config.max_tokens_per_user,
                 self.config.ttl_grace,
+                rule,
             )
             .await?;
         tracing::info!(user_id, token_uuid = %token.uuid, number = token.number, "token created");
@@ -61,6 +98,50 @@ impl App {
     }
 }
 
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await)
+/// The DynamoDB client, from the environment as Lambda sets it (`AWS_ENDPOINT_URL_DYNAMODB`
+/// points it at DynamoDB Local; nothing else differs), with `dynamodb_timeouts`.
+pub async fn dynamodb_client() -> Result<aws_sdk_dynamodb::Client, InitError> {
+    check_endpoint_variables(&std::env::vars().collect())?;
+    let config = aws_config::from_env()
+        .timeout_config(dynamodb_timeouts())
+        .load()
+        .await;
+    Ok(aws_sdk_dynamodb::Client::new(&config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_endpoint_variable_stops_init_by_name() {
+        for variable in ENDPOINT_VARIABLES {
+            let vars = [(variable.to_owned(), " ".to_owned())].into();
+            let err = check_endpoint_variables(&vars).unwrap_err();
+            assert_eq!(err.variable, variable);
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+        let vars = [(
+            "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
+            "http://127.0.0.1:8000".to_owned(),
+        )]
+        .into();
+        assert!(check_endpoint_variables(&vars).is_ok());
+        assert!(check_endpoint_variables(&Default::default()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_client_has_the_timeouts() {
+        let client = dynamodb_client().await.unwrap();
+        let timeouts = client.config().timeout_config().unwrap();
+        assert_eq!(timeouts.connect_timeout(), Some(DYNAMODB_CONNECT_TIMEOUT));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(DYNAMODB_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(DYNAMODB_OPERATION_TIMEOUT)
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The scheduled cleanup (API.md §4): removes tokens whose expiry + grace has passed, with their
+//! The scheduled cleanup: removes tokens whose expiry + grace has passed, with their
 //! lookup records, through the sparse sweep index. DynamoDB TTL would get there "within days";
 //! this makes it prompt. Stops before the Lambda deadline and leaves the rest to the next run.
 
@@ -21,7 +21,8 @@ pub async fn cleanup(app: &App, event: LambdaEvent<Value>) -> Result<Value, Stor
     let (payload, context) = event.into_parts();
     let limits = SweepLimits {
         lookback_days: LOOKBACK_DAYS,
-        stop_at: stop_at(context.deadline, started),
+        stop: stop_at(context.deadline, started)
+            .map(|at| std::sync::Arc::new(move || Instant::now() >= at) as _),
     };
     let trigger = payload
         .get("detail-type")

@@ -2,10 +2,10 @@
 //! decides status codes and error bodies.
 
 use crate::identity::{IdentityError, USER_ADMIN_SCOPE};
+use crate::response::json_response;
 use crate::store::StoreError;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
-use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Seconds a client is asked to wait when DynamoDB throttles or is unreachable.
@@ -98,6 +98,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::CapReached { cap } => ApiError::CapReached { cap },
+            // Only Unleash creates ask for unique titles.
+            StoreError::TitleInUse => {
+                ApiError::NameExists("PAT description already exists.".into())
+            }
             StoreError::Unavailable(reason) => {
                 tracing::warn!(reason, "token store unavailable");
                 ApiError::Unavailable
@@ -207,33 +211,5 @@ fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response
         }
         _ => {}
     }
-    response
-}
-
-pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
-    // Serializing our own views and error bodies cannot fail (string keys, no custom
-    // serializers that refuse); should it ever, the client gets a plain 500, not a panic.
-    let (status, text) = match serde_json::to_string(body) {
-        Ok(text) => (status, text),
-        Err(e) => {
-            tracing::error!(error = %e, "response body did not serialize");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                r#"{"error":"internal error"}"#.to_owned(),
-            )
-        }
-    };
-    let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-pub fn empty_response(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = status;
     response
 }

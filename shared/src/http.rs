@@ -8,6 +8,36 @@ use serde_json::{Map, Value};
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// A handler gives up this long before the invocation's deadline, so it answers 503 itself
+/// instead of being cut off by the Lambda timeout (which API Gateway turns into a 500).
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(1_000);
+
+/// Runs a handler's work within the invocation's deadline (less `DEADLINE_MARGIN`); past it,
+/// `Unavailable` (503 + `Retry-After`). DynamoDB writes are transactions, so stopping between
+/// two calls leaves nothing half-written. Without a deadline (a test's request) it just runs.
+pub async fn within_deadline<T>(
+    request: &Request,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let deadline_ms = request
+        .lambda_context_ref()
+        .map(|context| context.deadline)
+        .unwrap_or(0);
+    if deadline_ms == 0 {
+        return work.await;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        .saturating_sub(DEADLINE_MARGIN);
+    tokio::time::timeout(left, work).await.unwrap_or_else(|_| {
+        tracing::warn!("the request ran out of time; answered 503");
+        Err(ApiError::Unavailable)
+    })
+}
+
 /// The body as a JSON object: JSON content type (or none), at most 16 KiB, well-formed, an object.
 pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {

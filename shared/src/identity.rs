@@ -3,6 +3,7 @@
 //! (`requestContext.authorizer.lambda` = `{user_id, auth, token_uuid, scopes}`) and API
 //! Gateway's own JWT authorizer (`requestContext.authorizer.jwt.claims`).
 
+use crate::tokens::scopes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde_json::Value;
@@ -108,10 +109,7 @@ fn checked_user(user_id: &str) -> Result<String, IdentityError> {
 }
 
 fn split_scopes(text: &str) -> Vec<String> {
-    text.split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    scopes::split(text).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -163,6 +161,19 @@ mod tests {
         let req =
             request_with_authorizer(json!({"jwt": {"claims": {"sub": "bob", "scope": "openid"}}}));
         assert!(!Caller::from_request(&req).unwrap().may(USER_ADMIN_SCOPE));
+    }
+
+    #[test]
+    fn a_comma_does_not_separate_scopes() {
+        // RFC 6749: "profile,user:admin" is one scope token, so not user:admin.
+        for authorizer in [
+            json!({"lambda": {"user_id": "eve", "auth": "jwt", "scopes": "profile,user:admin"}}),
+            json!({"jwt": {"claims": {"sub": "eve", "scope": "profile,user:admin"}}}),
+        ] {
+            let caller = Caller::from_request(&request_with_authorizer(authorizer)).unwrap();
+            assert_eq!(caller.scopes, ["profile,user:admin"]);
+            assert!(!caller.may(USER_ADMIN_SCOPE));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -57,7 +57,7 @@ impl DynamoLocal {
             .join("target")
             .join(format!("dynamodb-local-{port}.log"));
         let script = format!(
-            "java -Xms64m -Djava.library.path='{lib}' -jar '{jar}' {storage} -port {port} </dev/null >'{log}' 2>&1 & \
+            "java -Xms64m -Djava.library.path='{lib}' -jar '{jar}' {storage} -port {port} -disableTelemetry </dev/null >'{log}' 2>&1 & \
              child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
             lib = jar_dir.join("DynamoDBLocal_lib").display(),
             jar = jar.display(),
@@ -174,12 +174,7 @@ impl Intercept for RequestCounter {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use crate::ports::free_port;
 
 /// Whether something listens on the port before the limit.
 pub fn wait_for_port(port: u16, limit: Duration) -> bool {

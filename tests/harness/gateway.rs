@@ -39,7 +39,12 @@ pub struct Route {
     pub function: String,
     pub authorizer: Option<String>,
     segments: Vec<Segment>,
+    /// The `$default` route: taken by every request no other route takes.
+    catch_all: bool,
 }
+
+/// The route key of the catch-all route (SAM: an `HttpApi` event with no `Path` and `Method`).
+pub const DEFAULT_ROUTE: &str = "$default";
 
 #[derive(Debug, Clone)]
 enum Segment {
@@ -50,6 +55,7 @@ enum Segment {
 
 impl Route {
     pub fn new(method: &str, path: &str, function: &str, authorizer: Option<&str>) -> Route {
+        let catch_all = path.trim_start_matches('/') == DEFAULT_ROUTE;
         let segments = split_path(path)
             .into_iter()
             .map(|s| {
@@ -67,17 +73,25 @@ impl Route {
             path: path.to_owned(),
             function: function.to_owned(),
             authorizer: authorizer.map(str::to_owned),
-            segments,
+            segments: if catch_all { Vec::new() } else { segments },
+            catch_all,
         }
     }
 
     /// `routeKey` as API Gateway writes it.
     pub fn key(&self) -> String {
-        format!("{} {}", self.method, self.path)
+        if self.catch_all {
+            DEFAULT_ROUTE.to_owned()
+        } else {
+            format!("{} {}", self.method, self.path)
+        }
     }
 
     /// The path parameters when this route takes the request.
     fn matches(&self, method: &str, raw_path: &str) -> Option<BTreeMap<String, String>> {
+        if self.catch_all {
+            return Some(BTreeMap::new());
+        }
         if self.method != "ANY" && self.method != method {
             return None;
         }
@@ -107,6 +121,9 @@ impl Route {
     /// Lower is more specific: API Gateway prefers literal paths, then parameters, then
     /// greedy paths, and an exact method over ANY.
     fn specificity(&self) -> (usize, usize, bool) {
+        if self.catch_all {
+            return (usize::MAX, usize::MAX, true);
+        }
         let count = |greedy: bool| {
             self.segments
                 .iter()

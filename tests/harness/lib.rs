@@ -6,6 +6,7 @@ pub mod dynamodb_local;
 pub mod fresh;
 pub mod gateway;
 pub mod oidc;
+pub mod ports;
 pub mod rie;
 pub mod template;
 

@@ -55,50 +55,61 @@ impl Emulator {
                 bootstrap.display()
             ));
         }
-        let invoke_port = free_port();
-        let runtime_port = free_port();
-        let log = log.unwrap_or_else(|| {
-            workspace_root()
-                .join("target")
-                .join(format!("rie-{invoke_port}.log"))
-        });
-        if let Some(dir) = log.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        // Ports come from `crate::ports`, which never hands one out twice; should a program
+        // outside the harness take one first anyway, the emulator is started again on others.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let invoke_port = free_port();
+            let runtime_port = free_port();
+            let log = log.clone().unwrap_or_else(|| {
+                workspace_root()
+                    .join("target")
+                    .join(format!("rie-{invoke_port}.log"))
+            });
+            if let Some(dir) = log.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let script = format!(
+                "'{rie}' --runtime-interface-emulator-address 127.0.0.1:{invoke_port} \
+                 --runtime-api-address 127.0.0.1:{runtime_port} '{bootstrap}' </dev/null >'{log}' 2>&1 & \
+                 child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
+                rie = rie.display(),
+                bootstrap = bootstrap.display(),
+                log = log.display(),
+            );
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped())
+                // Its own process group: a terminal's Ctrl-C reaches this process, which stops it.
+                .process_group(0)
+                .env_clear();
+            command.env("PATH", std::env::var("PATH").unwrap_or_default());
+            for (key, value) in env {
+                command.env(key, value);
+            }
+            let watchdog = command
+                .spawn()
+                .map_err(|e| format!("cannot start the runtime emulator: {e}"))?;
+            let emulator = Emulator {
+                invoke_port,
+                log: log.clone(),
+                _watchdog: Mutex::new(watchdog),
+            };
+            if wait_for_port(invoke_port, Duration::from_secs(20)) {
+                return Ok(emulator);
+            }
+            let text = emulator.log_text();
+            emulator.stop();
+            if !(text.contains("address already in use") && attempt < 3) {
+                return Err(format!(
+                    "the runtime emulator did not listen on {invoke_port}; see {}",
+                    log.display()
+                ));
+            }
         }
-        let script = format!(
-            "'{rie}' --runtime-interface-emulator-address 127.0.0.1:{invoke_port} \
-             --runtime-api-address 127.0.0.1:{runtime_port} '{bootstrap}' </dev/null >'{log}' 2>&1 & \
-             child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
-            rie = rie.display(),
-            bootstrap = bootstrap.display(),
-            log = log.display(),
-        );
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            // Its own process group: a terminal's Ctrl-C reaches this process, which stops it.
-            .process_group(0)
-            .env_clear();
-        command.env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let watchdog = command
-            .spawn()
-            .map_err(|e| format!("cannot start the runtime emulator: {e}"))?;
-        if !wait_for_port(invoke_port, Duration::from_secs(20)) {
-            return Err(format!(
-                "the runtime emulator did not listen on {invoke_port}; see {}",
-                log.display()
-            ));
-        }
-        Ok(Emulator {
-            invoke_port,
-            log,
-            _watchdog: Mutex::new(watchdog),
-        })
     }
 
     /// POSTs the event as `sam local invoke` does and returns the function's JSON answer.

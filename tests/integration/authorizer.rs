@@ -59,7 +59,13 @@ fn pat_authorizer(env: &TestEnv) -> Authorizer {
 async fn issue(env: &TestEnv, user: &str, expires: Option<DateTime<Utc>>) -> (Uuid, Secret) {
     let issued = env
         .app
-        .issue(user, "ci".into(), expires, Utc::now())
+        .issue(
+            user,
+            "ci".into(),
+            expires,
+            shared::store::TitleRule::Shared,
+            Utc::now(),
+        )
         .await
         .expect("token issued");
     (issued.token.uuid, issued.secret)
@@ -69,14 +75,16 @@ async fn check(
     authorizer: &Authorizer,
     authorization: &str,
 ) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
-    authorize(authorizer, authorizer_request(Some(authorization))).await
+    authorize(authorizer, authorizer_request(Some(authorization)))
+        .await
+        .expect("a decision")
 }
 
 async fn reason(authorizer: &Authorizer, authorization: &str) -> &'static str {
     let request = authorizer_request(Some(authorization));
     match authorizer.decide(&request.headers, Utc::now()).await {
         Decision::Allow(p) => panic!("allowed {p:?}"),
-        Decision::Deny(d) => d.reason.code(),
+        Decision::Deny(d) | Decision::Fail(d) => d.reason.code(),
     }
 }
 
@@ -169,7 +177,7 @@ async fn the_shipped_event_reaches_the_store_and_is_denied_as_unknown() {
 
     let request: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(shipped).unwrap();
     assert_eq!(request.version.as_deref(), Some("2.0"));
-    let response = authorize(&authorizer, request).await;
+    let response = authorize(&authorizer, request).await.expect("a decision");
     assert_denied(&response, "the shipped event's unknown token");
     assert_eq!(env.requests.get("GetItem"), 1);
     assert_eq!(env.requests.total(), 1);
@@ -212,7 +220,9 @@ async fn malformed_credentials_are_denied_without_a_dynamodb_request() {
         assert_eq!(reason(&authorizer, header).await, *expected, "{header}");
     }
     assert_denied(
-        &authorize(&authorizer, authorizer_request(None)).await,
+        &authorize(&authorizer, authorizer_request(None))
+            .await
+            .expect("a decision"),
         "no Authorization header",
     );
     assert_eq!(
@@ -324,7 +334,9 @@ async fn fifty_uses_within_the_window_make_one_last_used_write() {
 
     let now = Utc::now();
     for _ in 0..50 {
-        let response = authorize_at(&authorizer, authorizer_request(Some(&header)), now).await;
+        let response = authorize_at(&authorizer, authorizer_request(Some(&header)), now)
+            .await
+            .expect("a decision");
         assert!(response.is_authorized);
     }
     assert_eq!(env.requests.get("TransactWriteItems"), 1);
@@ -348,17 +360,25 @@ async fn fifty_uses_within_the_window_make_one_last_used_write() {
     // The next window writes again, once.
     let next = now + Duration::seconds(61);
     for _ in 0..5 {
-        authorize_at(&authorizer, authorizer_request(Some(&header)), next).await;
+        authorize_at(&authorizer, authorizer_request(Some(&header)), next)
+            .await
+            .expect("a decision");
     }
     assert_eq!(env.requests.get("TransactWriteItems"), 2);
 
     // A clock that ran ahead wrote a future time; a correct clock must still move it.
     let ahead = now + Duration::days(1);
-    authorize_at(&authorizer, authorizer_request(Some(&header)), ahead).await;
+    authorize_at(&authorizer, authorizer_request(Some(&header)), ahead)
+        .await
+        .expect("a decision");
     assert_eq!(env.requests.get("TransactWriteItems"), 3);
     let back = now + Duration::minutes(3);
-    authorize_at(&authorizer, authorizer_request(Some(&header)), back).await;
-    authorize_at(&authorizer, authorizer_request(Some(&header)), back).await;
+    authorize_at(&authorizer, authorizer_request(Some(&header)), back)
+        .await
+        .expect("a decision");
+    authorize_at(&authorizer, authorizer_request(Some(&header)), back)
+        .await
+        .expect("a decision");
     assert_eq!(env.requests.get("TransactWriteItems"), 4);
     assert_eq!(
         last_used(&env).await.map(|t| t.timestamp_millis()),

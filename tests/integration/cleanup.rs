@@ -192,20 +192,23 @@ async fn one_run_deletes_exactly_the_due_tokens_reading_only_them() {
     let requests = env.requests.snapshot();
     assert_eq!(requests.get("Scan"), None, "{requests:?}");
     assert_eq!(requests.get("GetItem"), None, "{requests:?}");
-    // One Query per day bucket (8), at most 100 items a page; 400 deletes in full batches of 25.
+    // One Query per day bucket (8); one transaction per token removed (its token, lookup
+    // record and title count together, so no stop or failure can split them).
     assert!(
         requests.get("Query").copied().unwrap_or(0) <= 8 + 2,
         "{requests:?}"
     );
     assert_eq!(
-        requests.get("BatchWriteItem").copied(),
-        Some(16),
+        requests.get("TransactWriteItems").copied(),
+        Some(200),
         "{requests:?}"
     );
+    assert_eq!(requests.get("BatchWriteItem"), None, "{requests:?}");
 
     assert_only_due_tokens_gone(&survivors(&env, &seeded).await);
-    // 300 tokens + 300 lookup records + 50 counters remain.
-    assert_eq!(env.scan_all().await.len(), 650);
+    // 300 tokens + 300 lookup records + 50 counters + 500 title counts remain (the removed
+    // tokens' titles are counted down to zero).
+    assert_eq!(env.scan_all().await.len(), 1150);
 
     let again = cleanup(&env.app, scheduled_event(Some(60_000)))
         .await
@@ -231,7 +234,7 @@ async fn two_overlapping_runs_reach_the_same_end_state_without_errors() {
         "{a} {b}"
     );
     assert_only_due_tokens_gone(&survivors(&env, &seeded).await);
-    assert_eq!(env.scan_all().await.len(), 650);
+    assert_eq!(env.scan_all().await.len(), 1150);
 }
 
 #[tokio::test]
@@ -269,4 +272,87 @@ async fn any_payload_is_accepted_as_a_trigger() {
             .expect("cleanup");
         assert_eq!(summary["deleted"], 0);
     }
+}
+
+/// Every token item has its lookup record and every lookup record its token item.
+async fn assert_no_orphans(env: &TestEnv) {
+    let items = env.scan_all().await;
+    let text =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+         name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+    let tokens: std::collections::BTreeSet<String> = items
+        .iter()
+        .filter(|i| text(i, "sk").starts_with("TOKEN#"))
+        .map(|i| text(i, "digest"))
+        .collect();
+    let lookups: std::collections::BTreeSet<String> = items
+        .iter()
+        .filter(|i| text(i, "sk") == "SECRET")
+        .map(|i| text(i, "digest"))
+        .collect();
+    assert_eq!(
+        tokens, lookups,
+        "a token without its lookup record, or the reverse"
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_stopped_at_any_point_leaves_no_orphan() {
+    // Small pages, and a stop signal that says "stop" after k questions, for every k: the
+    // run stops before a page, or between two groups of removals, at every place it can.
+    let env = Arc::new(TestEnv::new().await.with_page_size(7));
+    let now = Utc::now();
+    for i in 0..30 {
+        let new = NewToken {
+            user_id: format!("user-{}", i % 3),
+            uuid: Uuid::new_v4(),
+            title: format!("t{i}"),
+            created: now - Duration::days(10),
+            expires: Some(now - Duration::days(2)),
+        };
+        env.app
+            .store
+            .create_token(
+                new,
+                &Secret::generate().unwrap().digest(),
+                100,
+                env.app.config.ttl_grace,
+            )
+            .await
+            .expect("seed");
+    }
+    wait_for_index(&env, 30).await;
+    let mut total = 0;
+    for k in 0.. {
+        let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = asked.clone();
+        let limits = shared::store::SweepLimits {
+            lookback_days: shared::cleanup::LOOKBACK_DAYS,
+            stop: Some(Arc::new(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= k
+            })),
+        };
+        let report = env
+            .app
+            .store
+            .sweep_expired(Utc::now(), limits)
+            .await
+            .expect("sweep");
+        assert_no_orphans(&env).await;
+        total += report.deleted;
+        if !report.stopped_early {
+            break;
+        }
+        assert_eq!(
+            report.examined,
+            report.deleted + report.pending,
+            "{report:?}"
+        );
+    }
+    assert_eq!(total, 30);
 }

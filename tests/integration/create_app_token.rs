@@ -48,9 +48,10 @@ async fn creates_a_token_and_shows_its_secret_once() {
     let code = token["token_code"].as_str().unwrap();
     let secret = Secret::parse(code).expect("token_code is a well-formed secret");
 
-    // Stored: a token item, its lookup record and the user's counter; never the secret's text.
+    // Stored: a token item, its lookup record, the user's counter and the count of the title;
+    // never the secret's text.
     let items = env.scan_all().await;
-    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items.len(), 4, "{items:?}");
     let dump = format!("{items:?}");
     assert!(!dump.contains(code), "the secret is stored somewhere");
     assert!(

@@ -1,5 +1,7 @@
-//! DynamoDB faults injected in-process (aws-smithy-mocks): throttling and outages answer 503
-//! with `Retry-After` in the route's dialect, never a 500, and a failed create writes nothing.
+//! DynamoDB faults injected in-process (aws-smithy-mocks) and a DynamoDB that accepts
+//! connections and never answers: throttling, outages and stalls answer 503 with `Retry-After`
+//! in the route's dialect, never a 500, a failed create writes nothing, and the authorizer
+//! fails its invocation (API Gateway's retryable 500) instead of denying.
 
 use crate::support::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -107,4 +109,73 @@ async fn an_unavailable_counter_answers_503_in_unleash() {
         answer(shared::unleash::create_pat(&app, request(&event("create-pat.json"))).await);
     assert_eq!(created.status, 503, "{}", created.text);
     assert_eq!(created.header("retry-after"), Some("1"));
+}
+
+#[tokio::test]
+async fn the_authorizer_fails_its_invocation_when_dynamodb_is_down() {
+    let get = mock!(Client::get_item).then_error(|| {
+        GetItemError::InternalServerError(
+            InternalServerError::builder()
+                .message("down")
+                .meta(wire("InternalServerError", "down"))
+                .build(),
+        )
+    });
+    let app = app(client!(&get));
+    let authorizer =
+        shared::authorizer::Authorizer::new(app.store.clone(), app.config.clone(), None);
+    let secret = shared::tokens::Secret::generate().unwrap();
+    let mut request = event("authorizer.json");
+    request["headers"]["authorization"] = format!("Bearer {}", secret.expose()).into();
+    let request = serde_json::from_value(request).unwrap();
+    let failed = shared::authorizer::authorize(&authorizer, request).await;
+    let error = failed.expect_err("a DynamoDB outage must not be a deny (403) or an allow");
+    assert!(error.to_string().contains("store_unavailable"), "{error}");
+    assert_eq!(get.num_calls(), 1);
+}
+
+/// A "DynamoDB" that accepts connections and never answers. Its sockets live as long as it does.
+async fn stalled_endpoint() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_stalled_dynamodb_answers_503_before_the_function_timeout() {
+    let (url, server) = stalled_endpoint().await;
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(&url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "k", "s", None, None, "test",
+        ))
+        .timeout_config(shared::app::dynamodb_timeouts())
+        .build();
+    let app = app(Client::from_conf(config));
+    let started = std::time::Instant::now();
+    let (quay, unleash) = tokio::join!(
+        shared::quay::get_app_token(&app, request(&event("get-app-token.json"))),
+        shared::unleash::list_pats(&app, request(&event("list-pats.json")))
+    );
+    let elapsed = started.elapsed();
+    let quay = answer(quay);
+    assert_quay_error(&quay, 503, "service_unavailable");
+    assert_eq!(quay.header("retry-after"), Some("1"));
+    let unleash = answer(unleash);
+    assert_eq!(unleash.status, 503, "{}", unleash.text);
+    assert_eq!(unleash.header("retry-after"), Some("1"));
+    // The configured operation timeout bounds it, far inside the functions' 10 s.
+    assert!(
+        elapsed < std::time::Duration::from_secs(9),
+        "took {elapsed:?}"
+    );
+    server.abort();
 }

@@ -340,16 +340,18 @@ fn the_run_command_serves_the_printed_flow_and_ctrl_c_stops_everything() {
         (401, json(r#"{"message":"Unauthorized"}"#))
     );
     let jwt = run.printed_jwt();
+    // The $default route: an unknown path under a dialect's prefix is that dialect's 404...
     let (status, body) = curl(&[
         &format!("{api}/api/v1/no/such/route"),
         "-H",
         &format!("Authorization: Bearer {jwt}"),
     ]);
     assert_eq!(
-        (status, json(&body)),
-        (404, json(r#"{"message":"Not Found"}"#))
+        (status, json(&body)["error_type"].clone()),
+        (404, "not_found".into()),
+        "{body}"
     );
-    // A known path with a method no route has is no route either, as API Gateway answers.
+    // ...a known path with another method is a 405 naming the methods it has...
     let (status, body) = curl(&[
         "-X",
         "PUT",
@@ -357,6 +359,13 @@ fn the_run_command_serves_the_printed_flow_and_ctrl_c_stops_everything() {
         "-H",
         &format!("Authorization: Bearer {jwt}"),
     ]);
+    assert_eq!(
+        (status, json(&body)["name"].clone()),
+        (405, "MethodNotAllowedError".into()),
+        "{body}"
+    );
+    // ...and anything else is API Gateway's own 404 body.
+    let (status, body) = curl(&[&format!("{api}/no/such/route")]);
     assert_eq!(
         (status, json(&body)),
         (404, json(r#"{"message":"Not Found"}"#))

@@ -6,6 +6,7 @@ mod support;
 mod authorizer;
 mod cleanup;
 mod create_app_token;
+mod fallback;
 mod faults;
 mod local_run;
 mod quay;

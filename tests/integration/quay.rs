@@ -184,8 +184,8 @@ async fn create_list_get_revoke_and_the_secret_stops_resolving() {
         None,
         "the revoked secret still resolves"
     );
-    // Only the counter item is left.
-    assert_eq!(env.scan_all().await.len(), 1);
+    // Only the counter and the title's count (now zero) are left.
+    assert_eq!(env.scan_all().await.len(), 2);
 }
 
 #[tokio::test]

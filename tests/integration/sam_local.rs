@@ -31,7 +31,7 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 
 /// The order matters: get and revoke act on the first seeded token; the authorizer accepts the
 /// second one's secret, which delete-pat then deletes.
-const ORDER: [&str; 9] = [
+const ORDER: [&str; 10] = [
     "get-app-token",
     "revoke-app-token",
     "authorizer",
@@ -41,6 +41,7 @@ const ORDER: [&str; 9] = [
     "create-app-token",
     "create-pat",
     "cleanup",
+    "fallback",
 ];
 
 #[tokio::test]
@@ -49,7 +50,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 9,
+        functions.len() >= 10,
         "template lists {} functions",
         functions.len()
     );
@@ -190,6 +191,12 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
                 );
             }
             assert_eq!(answer["stopped_early"], false);
+        }
+        "fallback" => {
+            // PUT on the Quay collection: a 405 in Quay's body, naming the methods it has.
+            let body = http(405);
+            assert_eq!(body["error_type"], "method_not_allowed", "{body}");
+            assert_eq!(answer["headers"]["allow"], "POST, GET", "{answer}");
         }
         other => panic!("no expectation for {other}"),
     }

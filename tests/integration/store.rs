@@ -98,8 +98,8 @@ async fn the_cap_holds_under_twenty_concurrent_creates() {
     }
     assert_eq!((created, refused), (5, 15));
     assert_eq!(store.list_tokens("carol").await.unwrap().len(), 5);
-    // Every token has its lookup record: 5 tokens + 5 lookups + 1 counter.
-    assert_eq!(env.scan_all().await.len(), 11);
+    // Every token has its lookup record: 5 tokens + 5 lookups + 1 counter + 1 title count.
+    assert_eq!(env.scan_all().await.len(), 12);
 }
 
 #[tokio::test]
@@ -299,4 +299,64 @@ async fn ttl_and_sweep_keys_are_set_only_on_expiring_tokens() {
             "{item:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_revoke_succeeds_whatever_the_counter_says_and_repairs_it() {
+    let env = TestEnv::new().await;
+    let store = &env.app.store;
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let token = store
+            .create_token(
+                new_token("hana"),
+                &Secret::generate().unwrap().digest(),
+                10,
+                Duration::days(1),
+            )
+            .await
+            .unwrap();
+        made.push(token);
+    }
+    // An undercount, however it came about: the counter says no token is live.
+    env.client
+        .update_item()
+        .table_name(env.table())
+        .key("pk", AttributeValue::S("USER#hana".into()))
+        .key("sk", AttributeValue::S("COUNTER".into()))
+        .update_expression("SET live = :zero")
+        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .revoke("hana", &made[0].uuid, Utc::now())
+            .await
+            .unwrap(),
+        Revoked::Yes
+    );
+    assert_eq!(store.get_token("hana", &made[0].uuid).await.unwrap(), None);
+    // Repaired to the truth: two live tokens.
+    let counter = env
+        .client
+        .get_item()
+        .table_name(env.table())
+        .key("pk", AttributeValue::S("USER#hana".into()))
+        .key("sk", AttributeValue::S("COUNTER".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.item().unwrap()["live"],
+        AttributeValue::N("2".into())
+    );
+    assert_eq!(
+        store
+            .revoke("hana", &made[1].uuid, Utc::now())
+            .await
+            .unwrap(),
+        Revoked::Yes
+    );
 }

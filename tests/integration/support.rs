@@ -106,8 +106,21 @@ impl Answer {
     }
 }
 
+/// The response as a test reads it. Every answer of every route carries the headers that keep
+/// a secret out of caches and stop content sniffing; this checks them on each one.
 pub fn answer(response: Response<Body>) -> Answer {
     let (parts, body) = response.into_parts();
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(
+            parts.headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name} on a {} answer",
+            parts.status
+        );
+    }
     let text = match body {
         Body::Empty => String::new(),
         Body::Text(t) => t,
@@ -138,4 +151,17 @@ pub fn assert_quay_error(answer: &Answer, status: u16, kind: &str) -> String {
         "{body}"
     );
     body["detail"].as_str().expect("detail").to_owned()
+}
+
+/// Asserts an Unleash error body of this status and name, and returns its message.
+pub fn assert_unleash_error(answer: &Answer, status: u16, name: &str) -> String {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let body = answer.json();
+    let id = uuid::Uuid::parse_str(body["id"].as_str().expect("id")).expect("id is a uuid");
+    assert_eq!(id.get_version_num(), 4);
+    assert_eq!(body["name"], name, "{body}");
+    let message = body["message"].as_str().expect("message").to_owned();
+    assert_eq!(body["details"][0]["message"], message.as_str());
+    message
 }

@@ -56,18 +56,6 @@ async fn delete(env: &TestEnv, user: &str, id: &str) -> Answer {
 }
 
 /// Asserts Unleash's error body and returns its message.
-fn assert_unleash_error(answer: &Answer, status: u16, name: &str) -> String {
-    assert_eq!(answer.status, status, "{}", answer.text);
-    assert_eq!(answer.header("content-type"), Some("application/json"));
-    let body = answer.json();
-    let id = uuid::Uuid::parse_str(body["id"].as_str().expect("id")).expect("id is a uuid");
-    assert_eq!(id.get_version_num(), 4);
-    assert_eq!(body["name"], name, "{body}");
-    let message = body["message"].as_str().expect("message").to_owned();
-    assert_eq!(body["details"][0]["message"], message.as_str());
-    message
-}
-
 fn assert_iso8601_ms(value: &Value) -> DateTime<Utc> {
     let text = value
         .as_str()
@@ -474,4 +462,64 @@ async fn the_shipped_events_run_as_they_are() {
     let deleted = answer(delete_pat(&env.app, request(&event("delete-pat.json"))).await);
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert_eq!(list(&env, "alice").await.len(), 1);
+}
+
+#[tokio::test]
+async fn ten_concurrent_creates_of_one_description_make_exactly_one_pat() {
+    let env = std::sync::Arc::new(TestEnv::new().await);
+    let body = json!({"description": "deploy bot", "expiresAt": in_days(30)}).to_string();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let env = env.clone();
+        let body = body.clone();
+        attempts.spawn(async move { create(&env, "alice", &body).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(done) = attempts.join_next().await {
+        let answer = done.unwrap();
+        if answer.status == 409 {
+            assert_unleash_error(&answer, 409, "NameExistsError");
+        }
+        statuses.push(answer.status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    let pats = list(&env, "alice").await;
+    assert_eq!(pats.len(), 1, "{pats:?}");
+
+    // Deleted, the description is free again, for one create.
+    let id = pats[0]["id"].to_string();
+    assert_eq!(delete(&env, "alice", &id).await.status, 200);
+    assert_eq!(create(&env, "alice", &body).await.status, 201);
+    assert_eq!(create(&env, "alice", &body).await.status, 409);
+    // Another user's descriptions are their own.
+    assert_eq!(create(&env, "bob", &body).await.status, 201);
+}
+
+#[tokio::test]
+async fn a_description_held_only_by_expired_pats_can_be_used_again() {
+    let env = TestEnv::new().await;
+    let now = Utc::now();
+    // An expired token (not yet removed by cleanup) still counts its title.
+    let expired = shared::store::NewToken {
+        user_id: "alice".into(),
+        uuid: uuid::Uuid::new_v4(),
+        title: "nightly".into(),
+        created: now - Duration::days(3),
+        expires: Some(now - Duration::days(1)),
+    };
+    env.app
+        .store
+        .create_token_with(
+            expired,
+            &Secret::generate().unwrap().digest(),
+            100,
+            Duration::days(7),
+            shared::store::TitleRule::Unique,
+        )
+        .await
+        .unwrap();
+    let body = json!({"description": "nightly", "expiresAt": in_days(30)}).to_string();
+    assert_eq!(create(&env, "alice", &body).await.status, 201);
+    assert_eq!(create(&env, "alice", &body).await.status, 409);
 }

@@ -1,4 +1,4 @@
-//! The Lambda authorizer (API.md §3.1): HTTP API, payload 2.0, simple responses.
+//! The Lambda authorizer: HTTP API, payload 2.0, simple responses.
 //! Handler: `shared::authorizer::authorize`.
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -10,7 +10,9 @@ async fn main() -> Result<(), Error> {
     let authorizer = shared::authorizer::Authorizer::from_env().await?;
     run(service_fn(
         |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async {
-            Ok::<_, Error>(shared::authorizer::authorize(&authorizer, event.payload).await)
+            shared::authorizer::authorize(&authorizer, event.payload)
+                .await
+                .map_err(Error::from)
         },
     ))
     .await

@@ -81,7 +81,12 @@ fn parse_jwks_url(text: &str) -> Result<Uri, ConfigError> {
     let host = url
         .host()
         .ok_or_else(|| problem(format!("{text:?} has no host")))?;
-    let loopback = matches!(host, "localhost" | "[::1]") || host.starts_with("127.");
+    // The host as an address, not a prefix: `127.0.0.1.example.com` is a DNS name anywhere.
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     match url.scheme_str() {
         Some("https") => Ok(url),
         Some("http") if loopback => Ok(url),
@@ -296,7 +301,7 @@ fn session(claims: Claims) -> Result<Session, JwtRejection> {
 
 fn scope_values(claim: &Value) -> Vec<String> {
     let words = |text: &str| {
-        text.split_whitespace()
+        crate::tokens::scopes::split(text)
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
@@ -363,12 +368,16 @@ mod tests {
             "http://127.0.0.1:8080/jwks",
             "http://localhost/jwks",
             "http://[::1]:9000/jwks",
+            "http://127.8.9.10/jwks",
         ] {
             let mut map = vars(&ALL);
             map.insert(OIDC_JWKS_URL.into(), good.into());
             assert!(OidcSettings::from_map(&map).is_ok(), "{good}");
         }
         for bad in [
+            "http://127.0.0.1.example.com/keys",
+            "http://127.evil.example/keys",
+            "http://[::2]/keys",
             "http://issuer.example.com/keys",
             "ftp://issuer.example.com/keys",
             "/jwks",

@@ -1,4 +1,4 @@
-//! The Lambda authorizer (API.md §3.1): an API Gateway HTTP API authorizer, payload format 2.0,
+//! The Lambda authorizer: an API Gateway HTTP API authorizer, payload format 2.0,
 //! simple responses. It accepts a personal access token as `Bearer <secret>`, as a bare
 //! `<secret>` or as `Basic base64("$app:<secret>")`, and a session as `Bearer <JWT>` from the
 //! configured OIDC issuer. An allowed caller gets the context the route handlers read
@@ -50,7 +50,7 @@ impl Authorizer {
         let jwt = OidcSettings::from_map(&vars)?
             .map(JwtVerifier::new)
             .transpose()?;
-        let store = Store::new(dynamodb_client().await, config.table_name.clone());
+        let store = Store::new(dynamodb_client().await?, config.table_name.clone());
         Ok(Authorizer::new(store, config, jwt))
     }
 
@@ -73,7 +73,10 @@ impl Authorizer {
             Ok(None) => return Decision::deny(DenyReason::UnknownOrRevoked),
             Err(error) => {
                 tracing::warn!(%error, "token lookup failed");
-                return Decision::deny(DenyReason::StoreUnavailable);
+                return Decision::Fail(Denial {
+                    auth: Some(AuthKind::Pat),
+                    ..Denial::new(DenyReason::StoreUnavailable)
+                });
             }
         };
         if record.expires.is_some_and(|at| at <= now) {
@@ -128,11 +131,18 @@ impl Authorizer {
     }
 }
 
-/// The handler: decides, logs one line, answers in the simple response format.
+/// The authorizer could not decide: the invocation fails, so API Gateway answers 500, which
+/// clients retry, where a deny (403) would read as "bad credentials" and make them give up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decide: {0} (the token store is unavailable; the client may retry)")]
+pub struct Undecided(pub &'static str);
+
+/// The handler: decides, logs one line, answers in the simple response format, or fails the
+/// invocation when DynamoDB cannot be read (never allows).
 pub async fn authorize(
     authorizer: &Authorizer,
     request: ApiGatewayV2CustomAuthorizerV2Request,
-) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, Undecided> {
     authorize_at(authorizer, request, Utc::now()).await
 }
 
@@ -141,10 +151,13 @@ pub async fn authorize_at(
     authorizer: &Authorizer,
     request: ApiGatewayV2CustomAuthorizerV2Request,
     now: DateTime<Utc>,
-) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, Undecided> {
     let decision = authorizer.decide(&request.headers, now).await;
     decision.log(request.request_context.request_id.as_deref());
-    decision.response()
+    match &decision {
+        Decision::Fail(denial) => Err(Undecided(denial.reason.code())),
+        _ => Ok(decision.response()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +195,10 @@ impl Principal {
         if let Some(uuid) = self.token_uuid {
             context.insert("token_uuid".into(), uuid.to_string().into());
         }
-        context.insert("scopes".into(), self.scopes.join(" ").into());
+        context.insert(
+            "scopes".into(),
+            crate::tokens::scopes::join(&self.scopes).into(),
+        );
         Value::Object(context)
     }
 }
@@ -245,6 +261,8 @@ impl Denial {
 pub enum Decision {
     Allow(Principal),
     Deny(Denial),
+    /// No decision could be made (DynamoDB failed): never an allow, and not a deny either.
+    Fail(Denial),
 }
 
 impl Decision {
@@ -272,7 +290,7 @@ impl Decision {
                 response.is_authorized = true;
                 response.context = principal.context();
             }
-            Decision::Deny(_) => {
+            Decision::Deny(_) | Decision::Fail(_) => {
                 response.is_authorized = false;
                 response.context = Value::Object(Map::new());
             }
@@ -289,6 +307,13 @@ impl Decision {
                 auth = p.auth.as_str(),
                 user_id = %p.user_id,
                 token_uuid = p.token_uuid.map(|u| u.to_string()),
+                request_id,
+                "authorization decision"
+            ),
+            Decision::Fail(d) => tracing::warn!(
+                decision = "error",
+                reason = d.reason.code(),
+                auth = d.auth.map(AuthKind::as_str),
                 request_id,
                 "authorization decision"
             ),

@@ -38,7 +38,7 @@ fn lookup_rule(secret: &Secret, expires: Option<DateTime<Utc>>) -> (Rule, Uuid) 
     let uuid = Uuid::new_v4();
     let digest = secret.digest();
     let item = serde_dynamo::aws_sdk_dynamodb_1::to_item(LookupItem {
-        pk: secret_pk(&digest),
+        pk: secret_pk(&digest.to_hex()),
         sk: SECRET_SK.to_owned(),
         user_id: "alice".into(),
         token_uuid: uuid,
@@ -242,7 +242,9 @@ async fn one_log_line_per_decision_and_never_the_secret() {
     forms.extend(malformed_headers(&secret));
     for form in &forms {
         request.headers = headers(form);
-        authorize(&authorizer, request.clone()).await;
+        authorize(&authorizer, request.clone())
+            .await
+            .expect("a decision");
     }
 
     let lines = captured.lines();

@@ -3,10 +3,11 @@
 
 use crate::app::App;
 use crate::dates;
-use crate::error::{self, empty_response, json_response, ApiError};
+use crate::error::{self, ApiError};
 use crate::http::{self, host};
 use crate::identity::{Caller, USER_ADMIN_SCOPE};
-use crate::store::Revoked;
+use crate::response::{empty_response, json_response};
+use crate::store::{Revoked, TitleRule};
 use crate::tokens::{resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, Token};
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{Method, StatusCode};
@@ -17,22 +18,34 @@ use uuid::Uuid;
 
 /// `POST /api/v1/user/apptoken` → 201 `{"token": {..., "token_code"}}`.
 pub async fn create_app_token(app: &App, request: Request) -> Response<Body> {
-    respond(&request, create(app, &request, Utc::now()).await)
+    respond(
+        &request,
+        http::within_deadline(&request, create(app, &request, Utc::now())).await,
+    )
 }
 
 /// `GET /api/v1/user/apptoken[?expiring=true|false]` → 200 `{"tokens": [...], "only_expiring": ...}`.
 pub async fn list_app_tokens(app: &App, request: Request) -> Response<Body> {
-    respond(&request, list(app, &request, Utc::now()).await)
+    respond(
+        &request,
+        http::within_deadline(&request, list(app, &request, Utc::now())).await,
+    )
 }
 
 /// `GET /api/v1/user/apptoken/{token_uuid}` → 200 `{"token": {...}}` (no secret).
 pub async fn get_app_token(app: &App, request: Request) -> Response<Body> {
-    respond(&request, get(app, &request, Utc::now()).await)
+    respond(
+        &request,
+        http::within_deadline(&request, get(app, &request, Utc::now())).await,
+    )
 }
 
 /// `DELETE /api/v1/user/apptoken/{token_uuid}` → 204.
 pub async fn revoke_app_token(app: &App, request: Request) -> Response<Body> {
-    respond(&request, revoke(app, &request, Utc::now()).await)
+    respond(
+        &request,
+        http::within_deadline(&request, revoke(app, &request, Utc::now())).await,
+    )
 }
 
 fn respond(request: &Request, result: Result<Response<Body>, ApiError>) -> Response<Body> {
@@ -75,8 +88,13 @@ async fn create(
             "expiration",
             format!("'expiration' must be at most {max} from now"),
         ),
+        ExpiryError::TooFar => {
+            ApiError::bad_field("expiration", "'expiration' must be before the year 10000")
+        }
     })?;
-    let issued = app.issue(&caller.user_id, title, expires, now).await?;
+    let issued = app
+        .issue(&caller.user_id, title, expires, TitleRule::Shared, now)
+        .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "token": view(&issued.token, Some(&issued.secret)) }),
@@ -124,10 +142,9 @@ async fn list(
     let soon = now + app.config.expiring_soon_window();
     let mut tokens: Vec<Token> = app
         .store
-        .list_tokens(&caller.user_id)
+        .live_tokens(&caller.user_id, now)
         .await?
         .into_iter()
-        .filter(|t| !t.is_expired(now))
         .filter(|t| only_expiring != Some(true) || t.expires.is_some_and(|at| at <= soon))
         .collect();
     tokens.sort_by(|a, b| b.created.cmp(&a.created).then(b.number.cmp(&a.number)));

@@ -6,8 +6,10 @@
 //! | token   | `USER#<user id>`   | `TOKEN#<uuid>`  | the token's fields, its secret's digest, `ttl`, sweep-index keys |
 //! | counter | `USER#<user id>`   | `COUNTER`       | `last_number` (Unleash ids issued), `live` (upper bound of live tokens) |
 //! | lookup  | `SECRET#<sha256>`  | `SECRET`        | the owner and uuid the secret authenticates, expiry, last used, `ttl` |
+//! | title   | `USER#<user id>`   | `TITLE#<sha256 of the title>` | `refs`: how many of the user's stored tokens carry that title |
 
 use crate::tokens::{SecretDigest, Token};
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,7 @@ pub const SWEEP_BUCKET: &str = "sweep_bucket";
 pub const SWEEP_AT: &str = "sweep_at";
 pub const LAST_NUMBER: &str = "last_number";
 pub const LIVE: &str = "live";
+pub const REFS: &str = "refs";
 
 /// Local secondary index: a user's tokens by Unleash integer id (projects `digest`, `expires_ms`).
 pub const NUMBER_INDEX: &str = "by_number";
@@ -35,6 +38,10 @@ pub const SWEEP_INDEX: &str = "sweep";
 pub const TOKEN_SK_PREFIX: &str = "TOKEN#";
 pub const COUNTER_SK: &str = "COUNTER";
 pub const SECRET_SK: &str = "SECRET";
+pub const TITLE_SK_PREFIX: &str = "TITLE#";
+
+/// An item's primary key, as DynamoDB's calls take it.
+pub type Key = HashMap<String, AttributeValue>;
 
 pub fn user_pk(user_id: &str) -> String {
     format!("USER#{user_id}")
@@ -44,8 +51,42 @@ pub fn token_sk(uuid: &Uuid) -> String {
     format!("{TOKEN_SK_PREFIX}{uuid}")
 }
 
-pub fn secret_pk(digest: &SecretDigest) -> String {
-    format!("SECRET#{}", digest.to_hex())
+/// The lookup record's partition key, from the hex SHA-256 of the secret.
+pub fn secret_pk(digest_hex: &str) -> String {
+    format!("SECRET#{digest_hex}")
+}
+
+/// Titles are up to 255 characters (1,020 bytes), more than a sort key leaves room for: the
+/// title item is keyed by the title's SHA-256.
+pub fn title_sk(title: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{TITLE_SK_PREFIX}{}",
+        hex::encode(Sha256::digest(title.as_bytes()))
+    )
+}
+
+pub fn key(pk: String, sk: String) -> Key {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk)),
+        (SK.to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+pub fn token_key(user_id: &str, uuid: &Uuid) -> Key {
+    key(user_pk(user_id), token_sk(uuid))
+}
+
+pub fn lookup_key(digest_hex: &str) -> Key {
+    key(secret_pk(digest_hex), SECRET_SK.to_owned())
+}
+
+pub fn counter_key(user_id: &str) -> Key {
+    key(user_pk(user_id), COUNTER_SK.to_owned())
+}
+
+pub fn title_key(user_id: &str, title: &str) -> Key {
+    key(user_pk(user_id), title_sk(title))
 }
 
 pub fn sweep_bucket(due: DateTime<Utc>) -> String {
@@ -53,8 +94,12 @@ pub fn sweep_bucket(due: DateTime<Utc>) -> String {
 }
 
 /// When an expiring token becomes due for removal: expiry plus grace. Also the TTL value.
+/// Expiries are bounded by `tokens::latest_expiry` before they get here; should one not be,
+/// the sum saturates instead of overflowing.
 pub fn sweep_due(expires: DateTime<Utc>, grace: Duration) -> DateTime<Utc> {
-    expires + grace
+    expires
+        .checked_add_signed(grace)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,17 +140,6 @@ pub struct LookupItem {
     pub ttl: Option<i64>,
 }
 
-/// A token as the `by_number` index holds it: its keys, plus what that index projects
-/// (template.yaml). `digest` is absent on a table whose index predates the projection.
-#[derive(Debug, Clone, Deserialize)]
-pub struct NumberIndexItem {
-    pub sk: String,
-    #[serde(default)]
-    pub digest: Option<String>,
-    #[serde(default)]
-    pub expires_ms: Option<i64>,
-}
-
 impl TokenItem {
     pub fn new(token: &Token, digest: &SecretDigest, grace: Duration) -> TokenItem {
         let due = token.expires.map(|at| sweep_due(at, grace));
@@ -128,7 +162,7 @@ impl TokenItem {
 
     pub fn lookup(&self) -> LookupItem {
         LookupItem {
-            pk: format!("SECRET#{}", self.digest),
+            pk: secret_pk(&self.digest),
             sk: SECRET_SK.to_owned(),
             user_id: self.user_id.clone(),
             token_uuid: self.token_uuid,
@@ -137,6 +171,13 @@ impl TokenItem {
             last_used_ms: self.last_used_ms,
             ttl: self.ttl,
         }
+    }
+
+    /// Reads a token item from DynamoDB's attributes (see the `TryFrom` below).
+    pub fn read(
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<TokenItem, crate::store::StoreError> {
+        TokenItem::try_from(item).map_err(crate::store::StoreError::Corrupt)
     }
 
     pub fn into_token(self) -> Token {

@@ -1,6 +1,7 @@
 //! The token domain: one model both dialects are views of, and the lifetime rules.
 //! No HTTP and no DynamoDB types here.
 
+pub mod scopes;
 pub mod secret;
 
 use crate::config::{Config, Lifetime};
@@ -73,6 +74,16 @@ pub enum ExpiryError {
     InPast,
     #[error("must be at most {max} from now")]
     BeyondMaximum { max: String },
+    /// Past the last instant both dialects can write (and, with the removal grace added, store).
+    #[error("must be before the year 10000")]
+    TooFar,
+}
+
+/// The latest expiry a token may have: the end of year 9999, the last both dialects' date
+/// formats can write. With any configured grace (at most 100 years) added, it is still far from
+/// chrono's maximum, so the store's `expires + grace` cannot overflow.
+pub fn latest_expiry() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(253_402_300_799_999).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Resolves a requested expiry against the configured default and maximum lifetimes.
@@ -84,7 +95,7 @@ pub fn resolve_expiry(
     let expires = match requested {
         RequestedExpiry::Default => match config.default_lifetime {
             Lifetime::Never => return Ok(None),
-            Lifetime::For(d) => now + d,
+            Lifetime::For(d) => now.checked_add_signed(d).ok_or(ExpiryError::TooFar)?,
         },
         RequestedExpiry::At(at) => at,
     };
@@ -92,11 +103,18 @@ pub fn resolve_expiry(
         return Err(ExpiryError::InPast);
     }
     if let Lifetime::For(max) = config.max_lifetime {
-        if expires > now + max {
+        // No limit representable is no limit exceeded; `latest_expiry` still applies.
+        if now
+            .checked_add_signed(max)
+            .is_some_and(|limit| expires > limit)
+        {
             return Err(ExpiryError::BeyondMaximum {
                 max: describe_duration(max),
             });
         }
+    }
+    if expires > latest_expiry() || expires.checked_add_signed(config.ttl_grace).is_none() {
+        return Err(ExpiryError::TooFar);
     }
     Ok(Some(expires))
 }

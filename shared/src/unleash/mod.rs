@@ -3,10 +3,11 @@
 
 use crate::app::App;
 use crate::dates;
-use crate::error::{self, empty_response, json_response, ApiError};
+use crate::error::{self, ApiError};
 use crate::http;
 use crate::identity::Caller;
-use crate::store::Revoked;
+use crate::response::{empty_response, json_response};
+use crate::store::{Revoked, TitleRule};
 use crate::tokens::{
     resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, TitleError, Token,
 };
@@ -20,23 +21,21 @@ pub const COLLECTION_PATH: &str = "/api/admin/user/tokens";
 
 /// `POST /api/admin/user/tokens` → 201, `Location`, `{id, secret, description, expiresAt, createdAt, seenAt}`.
 pub async fn create_pat(app: &App, request: Request) -> Response<Body> {
-    create(app, &request, Utc::now())
-        .await
-        .unwrap_or_else(|e| error::unleash_response(&e))
+    respond(http::within_deadline(&request, create(app, &request, Utc::now())).await)
 }
 
 /// `GET /api/admin/user/tokens` → 200 `{"pats": [...]}` without secrets.
 pub async fn list_pats(app: &App, request: Request) -> Response<Body> {
-    list(app, &request, Utc::now())
-        .await
-        .unwrap_or_else(|e| error::unleash_response(&e))
+    respond(http::within_deadline(&request, list(app, &request, Utc::now())).await)
 }
 
 /// `DELETE /api/admin/user/tokens/{id}` → 200 with an empty body.
 pub async fn delete_pat(app: &App, request: Request) -> Response<Body> {
-    delete(app, &request, Utc::now())
-        .await
-        .unwrap_or_else(|e| error::unleash_response(&e))
+    respond(http::within_deadline(&request, delete(app, &request, Utc::now())).await)
+}
+
+fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(|e| error::unleash_response(&e))
 }
 
 async fn create(
@@ -92,20 +91,20 @@ async fn create(
                 "expiresAt",
                 format!("The expiry date must be at most {max} from now."),
             ),
+            ExpiryError::TooFar => ApiError::bad_field(
+                "expiresAt",
+                "The expiry date must be before the year 10000.",
+            ),
         })?;
-    let taken = app
-        .store
-        .list_tokens(&caller.user_id)
-        .await?
-        .iter()
-        .any(|t| !t.is_expired(now) && t.title == description);
-    if taken {
-        return Err(ApiError::NameExists(
-            "PAT description already exists.".into(),
-        ));
-    }
+    // The store refuses a description a live token of the caller has, atomically.
     let issued = app
-        .issue(&caller.user_id, description, expires, now)
+        .issue(
+            &caller.user_id,
+            description,
+            expires,
+            TitleRule::Unique,
+            now,
+        )
         .await?;
     let mut response = json_response(
         StatusCode::CREATED,
@@ -130,13 +129,7 @@ async fn list(
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
     let caller = Caller::from_request(request)?;
-    let mut tokens: Vec<Token> = app
-        .store
-        .list_tokens(&caller.user_id)
-        .await?
-        .into_iter()
-        .filter(|t| !t.is_expired(now))
-        .collect();
+    let mut tokens: Vec<Token> = app.store.live_tokens(&caller.user_id, now).await?;
     tokens.sort_by_key(|t| t.number);
     #[derive(Serialize)]
     struct Listed<'a> {
@@ -162,11 +155,7 @@ async fn delete(
         .find_by_number(&caller.user_id, number)
         .await?
         .ok_or_else(not_found)?;
-    match app
-        .store
-        .revoke_numbered(&caller.user_id, &found, now)
-        .await?
-    {
+    match app.store.revoke_stored(&found, now).await? {
         Revoked::Yes => {
             tracing::info!(user_id = caller.user_id, token_uuid = %found.uuid, number, "token revoked");
             Ok(empty_response(StatusCode::OK))

@@ -1,0 +1,101 @@
+//! The `$default` route: every request that no other route of `template.yaml` takes. A known
+//! path asked with another method is a 405 with `Allow`; an unknown path under a dialect's
+//! prefix is that dialect's 404; anything else is API Gateway's own 404 body. It reads no
+//! credentials and no table: it only says what exists.
+
+use crate::error::{self, ApiError};
+use crate::http::host;
+use crate::response::json_response;
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+/// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
+pub const ROUTES: [(&str, &str); 7] = [
+    ("POST", "/api/v1/user/apptoken"),
+    ("GET", "/api/v1/user/apptoken"),
+    ("GET", "/api/v1/user/apptoken/{token_uuid}"),
+    ("DELETE", "/api/v1/user/apptoken/{token_uuid}"),
+    ("POST", "/api/admin/user/tokens"),
+    ("GET", "/api/admin/user/tokens"),
+    ("DELETE", "/api/admin/user/tokens/{id}"),
+];
+
+const QUAY_PREFIX: &str = "/api/v1/";
+const UNLEASH_PREFIX: &str = "/api/admin/";
+
+/// Handler of the `$default` route.
+pub async fn fallback(request: Request) -> Response<Body> {
+    let path = request.uri().path();
+    let method = request.method().as_str();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, pattern)| matches(pattern, path))
+        .map(|(method, _)| *method)
+        .collect();
+    let error = if allowed.is_empty() {
+        ApiError::NotFound(format!("No route for {method} {}", shown(path)))
+    } else {
+        ApiError::MethodNotAllowed(method.to_owned())
+    };
+    let mut response = if path.starts_with(QUAY_PREFIX) {
+        error::quay_response(&error, host(&request).as_deref())
+    } else if path.starts_with(UNLEASH_PREFIX) {
+        error::unleash_response(&error)
+    } else {
+        json_response(StatusCode::NOT_FOUND, &json!({"message": "Not Found"}))
+    };
+    if !allowed.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+    }
+    response
+}
+
+/// A route path (`{name}` is one non-empty segment) against a request path.
+fn matches(pattern: &str, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {}
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The path as a message may show it: bounded, printable.
+fn shown(path: &str) -> String {
+    path.chars()
+        .take(128)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_patterns_match_whole_segments() {
+        assert!(matches("/api/v1/user/apptoken", "/api/v1/user/apptoken"));
+        assert!(matches("/api/v1/user/apptoken", "/api/v1/user/apptoken/"));
+        assert!(matches(
+            "/api/admin/user/tokens/{id}",
+            "/api/admin/user/tokens/7"
+        ));
+        assert!(!matches(
+            "/api/admin/user/tokens/{id}",
+            "/api/admin/user/tokens"
+        ));
+        assert!(!matches(
+            "/api/admin/user/tokens/{id}",
+            "/api/admin/user/tokens/7/x"
+        ));
+        assert!(!matches("/api/v1/user/apptoken", "/api/v1/user/apptokens"));
+    }
+}
