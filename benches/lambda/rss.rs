@@ -60,6 +60,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let revoke = event("revoke-app-token.json");
     let delete = event("delete-pat.json");
     let cleanup = event("cleanup.json");
+    let fallback = event("fallback.json");
     let nth_event = |logical_id: &str, i: usize| -> Option<Value> {
         Some(match logical_id {
             "GetAppTokenFunction" => get_event.clone(),
@@ -89,6 +90,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
             }
             "AuthorizerFunction" => authorizer_event.clone(),
             "CleanupFunction" => cleanup.clone(),
+            "FallbackFunction" => fallback.clone(),
             _ => return None,
         })
     };
@@ -140,7 +142,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         "Each function's `bootstrap` under the runtime emulator, invoked {invocations} times in a \
          row with its `events/` file (creates as a new user each time, revokes and deletes of \
          seeded tokens, lists of a user with 22 tokens, the authorizer with one valid token, \
-         cleanup with nothing due). Resident set size from `/proc/<pid>/status` of the bootstrap \
+         cleanup with nothing due, the `$default` route's 405). Resident set size from `/proc/<pid>/status` of the bootstrap \
          process: *first* and *last* are the highest `VmRSS` seen after each of the first and \
          the last {window} invocations; *peak* is `VmHWM` at the end. \"No growth\": last − first \
          ≤ {} KiB. Target: peak ≤ 32 MiB and no growth. Lambda's 128 MB functions report \
