@@ -249,53 +249,45 @@ pub async fn wait_for_index(env: &Env, population: &Population) -> Result<(), St
 }
 
 /// Token items of the table in this sweep bucket (a Scan: for diagnostics only).
+/// Items of the table in this sweep bucket (a Scan with a filter: the index's truth to compare).
 async fn count_in_table(env: &Env, bucket: &str) -> Result<i64, String> {
+    let mut pages = env
+        .client
+        .scan()
+        .table_name(env.table())
+        .filter_expression("#b = :b")
+        .expression_attribute_names("#b", items::SWEEP_BUCKET)
+        .expression_attribute_values(":b", AttributeValue::S(bucket.to_owned()))
+        .select(Select::Count)
+        .into_paginator()
+        .send();
     let mut count = 0;
-    let mut start = None;
-    loop {
-        let page = env
-            .client
-            .scan()
-            .table_name(env.table())
-            .filter_expression("#b = :b")
-            .expression_attribute_names("#b", items::SWEEP_BUCKET)
-            .expression_attribute_values(":b", AttributeValue::S(bucket.to_owned()))
-            .select(Select::Count)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| format!("counting the table: {e}"))?;
-        count += i64::from(page.count);
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(count),
-        }
+    while let Some(page) = pages.next().await {
+        count += i64::from(page.map_err(|e| format!("counting the table: {e}"))?.count);
     }
+    Ok(count)
 }
 
 async fn count_bucket(env: &Env, bucket: &str) -> Result<i64, String> {
+    let mut pages = env
+        .client
+        .query()
+        .table_name(env.table())
+        .index_name(items::SWEEP_INDEX)
+        .key_condition_expression("#b = :b")
+        .expression_attribute_names("#b", items::SWEEP_BUCKET)
+        .expression_attribute_values(":b", AttributeValue::S(bucket.to_owned()))
+        .select(Select::Count)
+        .into_paginator()
+        .send();
     let mut count = 0;
-    let mut start = None;
-    loop {
-        let page = env
-            .client
-            .query()
-            .table_name(env.table())
-            .index_name(items::SWEEP_INDEX)
-            .key_condition_expression("#b = :b")
-            .expression_attribute_names("#b", items::SWEEP_BUCKET)
-            .expression_attribute_values(":b", AttributeValue::S(bucket.to_owned()))
-            .select(Select::Count)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| format!("counting the sweep index: {e}"))?;
-        count += i64::from(page.count);
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(count),
-        }
+    while let Some(page) = pages.next().await {
+        count += i64::from(
+            page.map_err(|e| format!("counting the sweep index: {e}"))?
+                .count,
+        );
     }
+    Ok(count)
 }
 
 pub async fn run(options: &Options) -> Result<Section, String> {

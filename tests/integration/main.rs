@@ -5,7 +5,6 @@ mod support;
 
 mod authorizer;
 mod cleanup;
-mod create_app_token;
 mod fallback;
 mod faults;
 mod local_run;

@@ -1,6 +1,7 @@
 //! Per-test environment: a fresh table (from template.yaml) on the run's DynamoDB Local, an
 //! `App` over it, and events from `events/` with the caller and body a test needs.
 
+use chrono::{DateTime, Utc};
 use harness::dynamodb_local::RequestCounter;
 use harness::fresh::{fresh_app, FreshApp};
 use harness::workspace_root;
@@ -46,22 +47,16 @@ impl TestEnv {
     /// Every item in the table, as DynamoDB's JSON (for "the secret is stored nowhere").
     pub async fn scan_all(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(self.table())
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return items,
-            }
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(self.table())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            items.extend(page.expect("scan").items.unwrap_or_default());
         }
+        items
     }
 }
 
@@ -82,6 +77,25 @@ pub fn as_user(mut event: Value, user: &str) -> Value {
     event["requestContext"]["authorizer"] =
         json!({"lambda": {"user_id": user, "auth": "jwt", "scopes": "openid user:admin"}});
     event
+}
+
+/// The event with no caller at all: no authorizer in its request context.
+pub fn without_caller(mut event: Value) -> Value {
+    if let Some(context) = event["requestContext"].as_object_mut() {
+        context.remove("authorizer");
+    }
+    event
+}
+
+/// A Quay date (RFC 2822, UTC written as `-0000`).
+pub fn rfc2822(value: &Value) -> DateTime<Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a date string: {value}"));
+    assert!(text.ends_with(" -0000"), "{text}");
+    DateTime::parse_from_rfc2822(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&Utc)
 }
 
 pub fn with_body(mut event: Value, body: &str) -> Value {

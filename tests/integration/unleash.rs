@@ -376,11 +376,7 @@ async fn every_bad_input_gets_a_400_naming_the_field() {
 #[tokio::test]
 async fn callers_are_required_and_must_be_users() {
     let env = TestEnv::new().await;
-    let mut anonymous = event("list-pats.json");
-    anonymous["requestContext"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorizer");
+    let anonymous = without_caller(event("list-pats.json"));
     let answer1 = answer(list_pats(&env.app, request(&anonymous)).await);
     assert_unleash_error(&answer1, 401, "AuthenticationRequired");
 
