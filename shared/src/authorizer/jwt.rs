@@ -6,19 +6,14 @@
 //! `nbf` are checked with [`LEEWAY_SECONDS`] of allowance for clock skew between us and the issuer.
 
 use super::jwks::{JwksSource, KeyCache, KeyLookupError, DEFAULT_REFETCH_INTERVAL};
+use super::oidc::{OidcSettings, OIDC_JWKS_URL};
 use crate::config::ConfigError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http::Uri;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::time::Duration;
-
-pub const OIDC_ISSUER: &str = "OIDC_ISSUER";
-pub const OIDC_AUDIENCE: &str = "OIDC_AUDIENCE";
-pub const OIDC_JWKS_URL: &str = "OIDC_JWKS_URL";
 
 /// Allowance for clock skew on `exp` and `nbf` (JWTs only; our own tokens' expiry is exact).
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -26,75 +21,6 @@ pub const LEEWAY_SECONDS: u64 = 30;
 const MAX_JWT_BYTES: usize = 16 * 1024;
 /// Same bound as the route handlers' caller identity puts on user ids.
 const MAX_SUBJECT_BYTES: usize = 512;
-
-/// Which issuer's sessions are accepted, read once at cold start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcSettings {
-    /// Compared exactly with the `iss` claim.
-    pub issuer: String,
-    /// Must appear in the `aud` claim.
-    pub audience: String,
-    pub jwks_url: Uri,
-}
-
-impl OidcSettings {
-    /// All three variables set: sessions are accepted. All unset or empty: JWTs are refused.
-    /// Anything in between is a configuration error naming the first missing variable.
-    pub fn from_map(vars: &HashMap<String, String>) -> Result<Option<OidcSettings>, ConfigError> {
-        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let names = [OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL];
-        let values = names.map(get);
-        if values.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        let [Some(issuer), Some(audience), Some(url)] = values else {
-            let missing = names
-                .iter()
-                .zip(values)
-                .find_map(|(name, value)| value.is_none().then_some(*name))
-                .unwrap_or(OIDC_ISSUER);
-            return Err(ConfigError {
-                variable: missing,
-                problem: format!(
-                    "is not set; set {OIDC_ISSUER}, {OIDC_AUDIENCE} and {OIDC_JWKS_URL} together to accept JWTs, or none of them to refuse JWTs"
-                ),
-            });
-        };
-        Ok(Some(OidcSettings {
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
-            jwks_url: parse_jwks_url(url)?,
-        }))
-    }
-}
-
-/// HTTPS, or plain HTTP to a loopback address (tests, local runs): keys fetched over plain HTTP
-/// from anywhere else could be swapped in transit, and with them any session forged.
-fn parse_jwks_url(text: &str) -> Result<Uri, ConfigError> {
-    let problem = |problem: String| ConfigError {
-        variable: OIDC_JWKS_URL,
-        problem,
-    };
-    let url: Uri = text
-        .parse()
-        .map_err(|e| problem(format!("{text:?} is not a URL: {e}")))?;
-    let host = url
-        .host()
-        .ok_or_else(|| problem(format!("{text:?} has no host")))?;
-    // The host as an address, not a prefix: `127.0.0.1.example.com` is a DNS name anywhere.
-    let address = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || address
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match url.scheme_str() {
-        Some("https") => Ok(url),
-        Some("http") if loopback => Ok(url),
-        _ => Err(problem(format!(
-            "{text:?} must be an https:// URL (http:// only for a loopback address)"
-        ))),
-    }
-}
 
 /// Why a JWT was refused; `code` is what the decision log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -321,79 +247,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    const ALL: [(&str, &str); 3] = [
-        (OIDC_ISSUER, "https://issuer.example.com"),
-        (OIDC_AUDIENCE, "token-service"),
-        (
-            OIDC_JWKS_URL,
-            "https://issuer.example.com/.well-known/jwks.json",
-        ),
-    ];
-
-    #[test]
-    fn all_three_settings_or_none() {
-        assert_eq!(OidcSettings::from_map(&vars(&[])), Ok(None));
-        assert_eq!(
-            OidcSettings::from_map(&vars(&[(OIDC_ISSUER, " "), (OIDC_AUDIENCE, "")])),
-            Ok(None)
-        );
-        let settings = OidcSettings::from_map(&vars(&ALL)).unwrap().unwrap();
-        assert_eq!(settings.issuer, "https://issuer.example.com");
-        assert_eq!(settings.audience, "token-service");
-        assert_eq!(settings.jwks_url.host(), Some("issuer.example.com"));
-    }
-
-    #[test]
-    fn a_partial_set_names_the_missing_variable() {
-        for missing in [OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL] {
-            let partial: Vec<(&str, &str)> =
-                ALL.iter().copied().filter(|(k, _)| *k != missing).collect();
-            let err = OidcSettings::from_map(&vars(&partial)).unwrap_err();
-            assert_eq!(err.variable, missing);
-            assert!(err.to_string().contains(missing), "{err}");
-        }
-    }
-
-    #[test]
-    fn the_jwks_url_must_be_https_unless_loopback() {
-        for good in [
-            "https://issuer.example.com/keys",
-            "http://127.0.0.1:8080/jwks",
-            "http://localhost/jwks",
-            "http://[::1]:9000/jwks",
-            "http://127.8.9.10/jwks",
-        ] {
-            let mut map = vars(&ALL);
-            map.insert(OIDC_JWKS_URL.into(), good.into());
-            assert!(OidcSettings::from_map(&map).is_ok(), "{good}");
-        }
-        for bad in [
-            "http://127.0.0.1.example.com/keys",
-            "http://127.evil.example/keys",
-            "http://[::2]/keys",
-            "http://issuer.example.com/keys",
-            "ftp://issuer.example.com/keys",
-            "/jwks",
-            "not a url",
-        ] {
-            let mut map = vars(&ALL);
-            map.insert(OIDC_JWKS_URL.into(), bad.into());
-            let err = OidcSettings::from_map(&map).unwrap_err();
-            assert_eq!(err.variable, OIDC_JWKS_URL, "{bad}");
-        }
-    }
-
-    fn claims(value: Value) -> Claims {
-        serde_json::from_value(value).unwrap()
-    }
-
     #[test]
     fn scopes_come_from_scope_and_scp_as_strings_or_arrays() {
         let s = session(claims(
@@ -448,5 +301,9 @@ mod tests {
         for malformed in ["", "a.b", "a.b.c.d", "!!.e30.x", "e30"] {
             assert!(peek_header(malformed).is_err(), "{malformed}");
         }
+    }
+
+    fn claims(value: Value) -> Claims {
+        serde_json::from_value(value).unwrap()
     }
 }

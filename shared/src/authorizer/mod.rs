@@ -11,8 +11,10 @@
 pub mod credentials;
 pub mod jwks;
 pub mod jwt;
+pub mod oidc;
 
-pub use jwt::{JwtRejection, JwtVerifier, OidcSettings, OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL};
+pub use jwt::{JwtRejection, JwtVerifier};
+pub use oidc::{OidcSettings, OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL};
 
 use crate::app::{dynamodb_client, InitError};
 use crate::config::Config;

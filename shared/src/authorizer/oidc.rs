@@ -1,0 +1,154 @@
+//! Which OIDC issuer's sessions are accepted: three variables, read once at cold start, all set
+//! or none. The key set's URL must be HTTPS, or plain HTTP to a loopback address (tests, local
+//! runs), decided on the parsed address, never on a prefix of the host name.
+
+use crate::config::ConfigError;
+use http::Uri;
+use std::collections::HashMap;
+
+pub const OIDC_ISSUER: &str = "OIDC_ISSUER";
+pub const OIDC_AUDIENCE: &str = "OIDC_AUDIENCE";
+pub const OIDC_JWKS_URL: &str = "OIDC_JWKS_URL";
+
+/// Which issuer's sessions are accepted, read once at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSettings {
+    /// Compared exactly with the `iss` claim.
+    pub issuer: String,
+    /// Must appear in the `aud` claim.
+    pub audience: String,
+    pub jwks_url: Uri,
+}
+
+impl OidcSettings {
+    /// All three variables set: sessions are accepted. All unset or empty: JWTs are refused.
+    /// Anything in between is a configuration error naming the first missing variable.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Option<OidcSettings>, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let names = [OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL];
+        let values = names.map(get);
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let [Some(issuer), Some(audience), Some(url)] = values else {
+            let missing = names
+                .iter()
+                .zip(values)
+                .find_map(|(name, value)| value.is_none().then_some(*name))
+                .unwrap_or(OIDC_ISSUER);
+            return Err(ConfigError {
+                variable: missing,
+                problem: format!(
+                    "is not set; set {OIDC_ISSUER}, {OIDC_AUDIENCE} and {OIDC_JWKS_URL} together to accept JWTs, or none of them to refuse JWTs"
+                ),
+            });
+        };
+        Ok(Some(OidcSettings {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            jwks_url: parse_jwks_url(url)?,
+        }))
+    }
+}
+
+/// HTTPS, or plain HTTP to a loopback address (tests, local runs): keys fetched over plain HTTP
+/// from anywhere else could be swapped in transit, and with them any session forged.
+fn parse_jwks_url(text: &str) -> Result<Uri, ConfigError> {
+    let problem = |problem: String| ConfigError {
+        variable: OIDC_JWKS_URL,
+        problem,
+    };
+    let url: Uri = text
+        .parse()
+        .map_err(|e| problem(format!("{text:?} is not a URL: {e}")))?;
+    let host = url
+        .host()
+        .ok_or_else(|| problem(format!("{text:?} has no host")))?;
+    // The host as an address, not a prefix: `127.0.0.1.example.com` is a DNS name anywhere.
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme_str() {
+        Some("https") => Ok(url),
+        Some("http") if loopback => Ok(url),
+        _ => Err(problem(format!(
+            "{text:?} must be an https:// URL (http:// only for a loopback address)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const ALL: [(&str, &str); 3] = [
+        (OIDC_ISSUER, "https://issuer.example.com"),
+        (OIDC_AUDIENCE, "token-service"),
+        (
+            OIDC_JWKS_URL,
+            "https://issuer.example.com/.well-known/jwks.json",
+        ),
+    ];
+
+    #[test]
+    fn all_three_settings_or_none() {
+        assert_eq!(OidcSettings::from_map(&vars(&[])), Ok(None));
+        assert_eq!(
+            OidcSettings::from_map(&vars(&[(OIDC_ISSUER, " "), (OIDC_AUDIENCE, "")])),
+            Ok(None)
+        );
+        let settings = OidcSettings::from_map(&vars(&ALL)).unwrap().unwrap();
+        assert_eq!(settings.issuer, "https://issuer.example.com");
+        assert_eq!(settings.audience, "token-service");
+        assert_eq!(settings.jwks_url.host(), Some("issuer.example.com"));
+    }
+
+    #[test]
+    fn a_partial_set_names_the_missing_variable() {
+        for missing in [OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL] {
+            let partial: Vec<(&str, &str)> =
+                ALL.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let err = OidcSettings::from_map(&vars(&partial)).unwrap_err();
+            assert_eq!(err.variable, missing);
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_jwks_url_must_be_https_unless_loopback() {
+        for good in [
+            "https://issuer.example.com/keys",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9000/jwks",
+            "http://127.8.9.10/jwks",
+        ] {
+            let mut map = vars(&ALL);
+            map.insert(OIDC_JWKS_URL.into(), good.into());
+            assert!(OidcSettings::from_map(&map).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1.example.com/keys",
+            "http://127.evil.example/keys",
+            "http://[::2]/keys",
+            "http://issuer.example.com/keys",
+            "ftp://issuer.example.com/keys",
+            "/jwks",
+            "not a url",
+        ] {
+            let mut map = vars(&ALL);
+            map.insert(OIDC_JWKS_URL.into(), bad.into());
+            let err = OidcSettings::from_map(&map).unwrap_err();
+            assert_eq!(err.variable, OIDC_JWKS_URL, "{bad}");
+        }
+    }
+}
