@@ -2,21 +2,24 @@
 //! deleted in one transaction, so neither exists without the other. The store knows nothing
 //! of the dialects; it speaks in `Token`s.
 //!
-//! - `tokens`: create, list, get and revoke (what the management routes call);
+//! - `create`: a new token, under the cap and its title's rule;
+//! - `tokens`: list, get and revoke (with `create`, what the management routes call);
 //! - `auth`: find a secret's lookup record and record its use (the authorizer's path);
 //! - `sweep`: the scheduled removal of expired tokens;
 //! - `items`: item types and key formats, the only place that names attributes;
 //! - `dynamo`: transactions, retries, backoff and error classification.
 
 mod auth;
+mod create;
 mod dynamo;
 pub mod items;
 mod sweep;
 mod tokens;
 
 pub use auth::SecretRecord;
+pub use create::{NewToken, TitleRule};
 pub use sweep::{SweepLimits, SweepReport};
-pub use tokens::{NewToken, Revoked, StoredToken, TitleRule};
+pub use tokens::{Revoked, StoredToken};
 
 use aws_sdk_dynamodb::Client;
 
