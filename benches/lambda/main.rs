@@ -1,5 +1,5 @@
 //! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-7 of
-//! BENCHMARKS.md), and the report that gathers them with the criterion figures (item 4).
+//! docs/benchmarks.md), and the report that gathers them with the criterion figures (item 4).
 //! `./scripts/bench` builds and runs this; by hand:
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! The two dialects' date formats, written into fixed-size buffers. A list of 100 tokens writes
 //! up to 300 dates; chrono's `format` re-parses its pattern and goes through `core::fmt` for each,
-//! which was the largest part of a list's own CPU time (BENCHMARKS.md, section 4).
+//! which was the largest part of a list's own CPU time (docs/benchmarks.md, section 4).
 //!
 //! Years outside 0..=9999 (only a corrupt item could hold one) fall back to chrono.
 

@@ -199,7 +199,7 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 
 /// Token items are written with serde_dynamo (`to_item`) and read back with this: a list reads
 /// up to a page of them, and serde_dynamo's reader first copies every item into its own map
-/// type, which was most of a list's own CPU time (BENCHMARKS.md, section 4). The unit tests
+/// type, which was most of a list's own CPU time (docs/benchmarks.md, section 4). The unit tests
 /// check it reads exactly what serde_dynamo writes and reads.
 impl TryFrom<HashMap<String, AttributeValue>> for TokenItem {
     type Error = String;
