@@ -399,12 +399,6 @@ impl Function {
     }
 }
 
-pub fn sam_build_dir() -> PathBuf {
-    std::env::var_os("SAM_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".aws-sam").join("build"))
-}
-
 /// Every function of template.yaml with the environment the template gives it (parameters at
 /// their defaults, the table's name for `!Ref TokensTable`; `harness::template`), plus
 /// DynamoDB Local's endpoint.
@@ -425,36 +419,7 @@ pub fn functions(table: &str, local: &DynamoLocal) -> Vec<Function> {
 
 // ---------- events ----------
 
-pub fn event(name: &str) -> Value {
-    let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-/// The event with this project's authorizer context for `user` (a session with `user:admin`).
-pub fn as_user(mut event: Value, user: &str) -> Value {
-    event["requestContext"]["authorizer"] =
-        json!({"lambda": {"user_id": user, "auth": "jwt", "scopes": "openid user:admin"}});
-    event
-}
-
-/// An event for a route with a path parameter, the path rewritten to match.
-pub fn with_path_parameter(mut event: Value, name: &str, value: &str) -> Value {
-    let old = event["pathParameters"][name]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    event["pathParameters"][name] = value.into();
-    for pointer in ["/rawPath", "/requestContext/http/path"] {
-        if let Some(path) = event.pointer_mut(pointer) {
-            if let Some(text) = path.as_str() {
-                *path = Value::String(text.replace(&old, value));
-            }
-        }
-    }
-    event
-}
+pub use harness::events::{as_user, event, sam_build_dir, with_path_parameter};
 
 /// The create-pat event with a body whose expiry is in the future.
 pub fn create_pat_body(description: &str) -> String {

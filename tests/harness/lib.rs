@@ -3,6 +3,7 @@
 //! count the requests they send.
 
 pub mod dynamodb_local;
+pub mod events;
 pub mod fresh;
 pub mod gateway;
 pub mod oidc;

@@ -23,10 +23,9 @@ fn template_functions(template: &Template, table: &str) -> Vec<FunctionDef> {
 }
 
 fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
-    let dir = std::env::var("SAM_BUILD_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| workspace_root().join(".aws-sam").join("build"));
-    dir.join(logical_id).join("bootstrap")
+    harness::events::sam_build_dir()
+        .join(logical_id)
+        .join("bootstrap")
 }
 
 /// The order matters: get and revoke act on the first seeded token; the authorizer accepts the

@@ -4,9 +4,8 @@
 use chrono::{DateTime, Utc};
 use harness::dynamodb_local::RequestCounter;
 use harness::fresh::{fresh_app, FreshApp};
-use harness::workspace_root;
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::App;
 use std::collections::HashMap;
 
@@ -60,23 +59,10 @@ impl TestEnv {
     }
 }
 
-/// An event file from `events/`, as JSON to adjust.
-pub fn event(name: &str) -> Value {
-    let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
+pub use harness::events::{as_user, event, with_body};
 
 pub fn request(event: &Value) -> Request {
     lambda_http::request::from_str(&event.to_string()).expect("an API Gateway HTTP API event")
-}
-
-/// The event with this project's authorizer context for `user` (a session with `user:admin`).
-pub fn as_user(mut event: Value, user: &str) -> Value {
-    event["requestContext"]["authorizer"] =
-        json!({"lambda": {"user_id": user, "auth": "jwt", "scopes": "openid user:admin"}});
-    event
 }
 
 /// The event with no caller at all: no authorizer in its request context.
@@ -96,11 +82,6 @@ pub fn rfc2822(value: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc2822(text)
         .unwrap_or_else(|e| panic!("{text}: {e}"))
         .with_timezone(&Utc)
-}
-
-pub fn with_body(mut event: Value, body: &str) -> Value {
-    event["body"] = Value::String(body.to_owned());
-    event
 }
 
 pub struct Answer {
