@@ -1,23 +1,32 @@
 //! A local OIDC issuer for the local server: one ES256 (P-256) key pair, its JWKS, and session
 //! JWTs signed with it, so the authorizer checks local sessions exactly as it checks a real
 //! issuer's. The key is kept in a file, so sessions printed by an earlier start stay valid.
+//!
+//! The signer (`SigningKey`: ES256 or RS256) and a JWKS server that counts its fetches
+//! (`JwksServer`) are the same ones the authorizer's tests use.
 
 use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED_SIGNING,
+    RSA_PKCS1_SHA256,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 pub struct LocalIssuer {
-    pair: EcdsaKeyPair,
-    kid: String,
+    key: SigningKey,
     pub issuer: String,
     pub audience: String,
 }
@@ -71,8 +80,10 @@ impl LocalIssuer {
         );
         Ok((
             LocalIssuer {
-                pair,
-                kid,
+                key: SigningKey {
+                    kid,
+                    kind: KeyKind::Es256(pair),
+                },
                 issuer: issuer.to_owned(),
                 audience: audience.to_owned(),
             },
@@ -81,7 +92,7 @@ impl LocalIssuer {
     }
 
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.key.kid
     }
 
     pub fn jwks_url(&self) -> String {
@@ -90,12 +101,7 @@ impl LocalIssuer {
 
     /// The public key set the authorizer fetches.
     pub fn jwks(&self) -> Value {
-        let point = self.pair.public_key().as_ref();
-        json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        }]})
+        json!({ "keys": [self.key.jwk()] })
     }
 
     /// The discovery document's essentials, for tools that start from the issuer URL.
@@ -128,20 +134,7 @@ impl LocalIssuer {
 
     /// A compact JWS (ES256) over these claims.
     pub fn sign(&self, claims: &Value) -> Result<String, String> {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
-        let message = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = self
-            .pair
-            .sign(&SystemRandom::new(), message.as_bytes())
-            .map_err(|_| "ES256 signing failed".to_owned())?;
-        Ok(format!(
-            "{message}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
-        ))
+        Ok(self.key.sign(claims))
     }
 }
 
@@ -166,4 +159,160 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+enum KeyKind {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+}
+
+/// A key pair that signs JWTs (ES256 or RS256), made with aws-lc-rs directly: independent of
+/// the verifier under test. The local issuer signs its sessions with one.
+pub struct SigningKey {
+    pub kid: String,
+    kind: KeyKind,
+}
+
+/// Base64url without padding, as JWS and JWK use it.
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl SigningKey {
+    pub fn es256(kid: &str) -> SigningKey {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key");
+        SigningKey {
+            kid: kid.into(),
+            kind: KeyKind::Es256(pair),
+        }
+    }
+
+    pub fn rs256(kid: &str) -> SigningKey {
+        let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key");
+        SigningKey {
+            kid: kid.into(),
+            kind: KeyKind::Rs256(pair),
+        }
+    }
+
+    pub fn alg(&self) -> &'static str {
+        match self.kind {
+            KeyKind::Es256(_) => "ES256",
+            KeyKind::Rs256(_) => "RS256",
+        }
+    }
+
+    pub fn jwk(&self) -> Value {
+        match &self.kind {
+            KeyKind::Es256(pair) => {
+                let point = pair.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+                       "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+            }
+            KeyKind::Rs256(pair) => {
+                let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
+                       "n": b64(&public.n), "e": b64(&public.e)})
+            }
+        }
+    }
+
+    /// A JWS over exactly this header and these claims.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let message = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        let rng = SystemRandom::new();
+        let signature = match &self.kind {
+            KeyKind::Es256(pair) => pair
+                .sign(&rng, message.as_bytes())
+                .expect("ES256 signature")
+                .as_ref()
+                .to_vec(),
+            KeyKind::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message.as_bytes(), &mut signature)
+                    .expect("RS256 signature");
+                signature
+            }
+        };
+        format!("{message}.{}", b64(signature))
+    }
+
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with_header(
+            &json!({"alg": self.alg(), "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
+    }
+}
+
+/// A JWKS document on 127.0.0.1 that counts the GETs it answers.
+pub struct JwksServer {
+    pub url: String,
+    hits: Arc<AtomicUsize>,
+    document: Arc<Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JwksServer {
+    pub async fn start(keys: &[&SigningKey]) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback port");
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let hits = Arc::new(AtomicUsize::new(0));
+        let document = Arc::new(Mutex::new(String::new()));
+        let (served_hits, served_document) = (hits.clone(), document.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (hits, document) = (served_hits.clone(), served_document.clone());
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    if !request.starts_with(b"GET ") {
+                        return;
+                    }
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let body = document.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        let server = JwksServer {
+            url,
+            hits,
+            document,
+            task,
+        };
+        server.publish(keys);
+        server
+    }
+
+    pub fn publish(&self, keys: &[&SigningKey]) {
+        let keys: Vec<Value> = keys.iter().map(|k| k.jwk()).collect();
+        *self.document.lock().unwrap() = json!({ "keys": keys }).to_string();
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

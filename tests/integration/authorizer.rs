@@ -6,14 +6,10 @@ use crate::support::*;
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    EcdsaKeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED_SIGNING,
-    RSA_PKCS1_SHA256,
-};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use harness::oidc::{b64, JwksServer, SigningKey};
 use serde_json::{json, Value};
 use shared::authorizer::{
     authorize, authorize_at, Authorizer, Decision, DenyReason, JwtRejection, JwtVerifier,
@@ -22,11 +18,9 @@ use shared::authorizer::{
 use shared::quay::{get_app_token, list_app_tokens, revoke_app_token};
 use shared::tokens::Secret;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -468,87 +462,6 @@ async fn the_authorizer_context_is_accepted_by_the_token_routes() {
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "token-service";
 
-enum KeyKind {
-    Es256(EcdsaKeyPair),
-    Rs256(RsaKeyPair),
-}
-
-struct SigningKey {
-    kid: String,
-    kind: KeyKind,
-}
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-impl SigningKey {
-    fn es256(kid: &str) -> SigningKey {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key");
-        SigningKey {
-            kid: kid.into(),
-            kind: KeyKind::Es256(pair),
-        }
-    }
-
-    fn rs256(kid: &str) -> SigningKey {
-        let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key");
-        SigningKey {
-            kid: kid.into(),
-            kind: KeyKind::Rs256(pair),
-        }
-    }
-
-    fn alg(&self) -> &'static str {
-        match self.kind {
-            KeyKind::Es256(_) => "ES256",
-            KeyKind::Rs256(_) => "RS256",
-        }
-    }
-
-    fn jwk(&self) -> Value {
-        match &self.kind {
-            KeyKind::Es256(pair) => {
-                let point = pair.public_key().as_ref();
-                json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
-                       "x": b64(&point[1..33]), "y": b64(&point[33..65])})
-            }
-            KeyKind::Rs256(pair) => {
-                let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-                json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
-                       "n": b64(&public.n), "e": b64(&public.e)})
-            }
-        }
-    }
-
-    /// A JWS over exactly this header and these claims.
-    fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        let message = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-        let rng = SystemRandom::new();
-        let signature = match &self.kind {
-            KeyKind::Es256(pair) => pair
-                .sign(&rng, message.as_bytes())
-                .expect("ES256 signature")
-                .as_ref()
-                .to_vec(),
-            KeyKind::Rs256(pair) => {
-                let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &rng, message.as_bytes(), &mut signature)
-                    .expect("RS256 signature");
-                signature
-            }
-        };
-        format!("{message}.{}", b64(signature))
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(
-            &json!({"alg": self.alg(), "typ": "JWT", "kid": self.kid}),
-            claims,
-        )
-    }
-}
-
 fn claims(sub: &str) -> Value {
     let now = Utc::now().timestamp();
     json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 300,
@@ -564,78 +477,6 @@ fn with(mut claims: Value, changes: Value) -> Value {
         }
     }
     claims
-}
-
-/// A JWKS document on 127.0.0.1 that counts the GETs it answers.
-struct JwksServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    document: Arc<Mutex<String>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl JwksServer {
-    async fn start(keys: &[&SigningKey]) -> JwksServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("loopback port");
-        let url = format!(
-            "http://{}/.well-known/jwks.json",
-            listener.local_addr().unwrap()
-        );
-        let hits = Arc::new(AtomicUsize::new(0));
-        let document = Arc::new(Mutex::new(String::new()));
-        let (served_hits, served_document) = (hits.clone(), document.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (hits, document) = (served_hits.clone(), served_document.clone());
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buffer = [0u8; 1024];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    if !request.starts_with(b"GET ") {
-                        return;
-                    }
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    let body = document.lock().unwrap().clone();
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        let server = JwksServer {
-            url,
-            hits,
-            document,
-            task,
-        };
-        server.publish(keys);
-        server
-    }
-
-    fn publish(&self, keys: &[&SigningKey]) {
-        let keys: Vec<Value> = keys.iter().map(|k| k.jwk()).collect();
-        *self.document.lock().unwrap() = json!({ "keys": keys }).to_string();
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// Settings read the way the function reads them at cold start.
