@@ -16,14 +16,16 @@ mod cleanup;
 mod cold;
 mod cpu;
 mod load;
+mod report;
 mod requests;
 mod rss;
 mod sizes;
 mod support;
 
 use harness::dynamodb_local::progress;
+use report::Section;
 use std::time::Instant;
-use support::{Options, Section};
+use support::Options;
 
 fn main() {
     let options = match Options::parse(std::env::args().skip(1)) {
