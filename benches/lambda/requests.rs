@@ -1,31 +1,59 @@
 //! Item 5: DynamoDB requests per operation, counted by the client while the real handlers run
-//! in-process against DynamoDB Local, next to the fewest the key design allows.
+//! in-process against DynamoDB Local, next to the fewest the key design allows; and their
+//! on-demand request units (`units.rs`), which the cost step (item 10) prices.
 
 use crate::cleanup::{seed_population, wait_for_index, Population};
 use crate::support::{
     as_user, conditions, create_pat_body, event, fresh_env, request, seed_get_event_token,
     seed_many, seed_token, with_path_parameter, Env, Options, Section, Verdict,
 };
+use crate::units::{units, Table, UnitMeter, Units};
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use chrono::{Duration, Utc};
 use lambda_runtime::{Context, LambdaEvent};
-use shared::authorizer::{authorize, Authorizer};
+use serde_json::json;
+use shared::authorizer::authorize;
+use shared::store::Store;
 use shared::tokens::Secret;
+use shared::App;
 use std::collections::BTreeMap;
 use std::future::Future;
 use uuid::Uuid;
 
 struct Counted {
     operation: String,
-    counts: BTreeMap<String, u64>,
+    counts: Counts,
     minimum: u64,
     why: String,
 }
 
-async fn count<T>(env: &Env, call: impl Future<Output = T>) -> (T, BTreeMap<String, u64>) {
+/// What one operation sent: requests by DynamoDB operation, and their request units.
+struct Counts {
+    requests: BTreeMap<String, u64>,
+    units: Units,
+}
+
+async fn count<T>(
+    env: &Env,
+    meter: &UnitMeter,
+    call: impl Future<Output = T>,
+) -> Result<(T, Counts), String> {
+    let before = Table::read(&env.client, env.table()).await?;
     env.requests.reset();
+    meter.reset();
     let out = call.await;
-    (out, env.requests.snapshot())
+    let requests = env.requests.snapshot();
+    let after = Table::read(&env.client, env.table()).await?;
+    let units = units(meter, &before, &after);
+    Ok((out, Counts { requests, units }))
+}
+
+/// `env` with its app's client also recording what `meter` needs (the table reads of `count`
+/// go through `env.client`, which it does not see).
+fn metered(mut env: Env, meter: &UnitMeter) -> Env {
+    let table = env.table().to_owned();
+    env.app.store = Store::new(meter.attach(&env.client), table);
+    env
 }
 
 fn status(response: &lambda_http::Response<lambda_http::Body>) -> u16 {
@@ -35,7 +63,8 @@ fn status(response: &lambda_http::Response<lambda_http::Body>) -> u16 {
 pub async fn run(_options: &Options) -> Result<Section, String> {
     let mut section = Section::new(5, "DynamoDB requests per operation");
     conditions(&mut section);
-    let env = fresh_env(&[]).await;
+    let meter = UnitMeter::default();
+    let env = metered(fresh_env(&[]).await, &meter);
     let app = &env.app;
     let mut rows: Vec<Counted> = Vec::new();
     let expect = |what: &str, got: u16, want: u16| {
@@ -49,12 +78,13 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     // create
     let (r, counts) = count(
         &env,
+        &meter,
         shared::quay::create_app_token(
             app,
             request(&as_user(event("create-app-token.json"), "c1")),
         ),
     )
-    .await;
+    .await?;
     expect("Quay create", status(&r), 201)?;
     rows.push(Counted {
         operation: "create (Quay)".into(),
@@ -67,7 +97,12 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     });
     let mut create_pat = as_user(event("create-pat.json"), "c2");
     create_pat["body"] = create_pat_body("deploy bot").into();
-    let (r, counts) = count(&env, shared::unleash::create_pat(app, request(&create_pat))).await;
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::unleash::create_pat(app, request(&create_pat)),
+    )
+    .await?;
     expect("Unleash create", status(&r), 201)?;
     rows.push(Counted {
         operation: "create (Unleash, user with < 100 tokens)".into(),
@@ -93,7 +128,12 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
         if let Some(o) = list.as_object_mut() {
             o.remove("queryStringParameters");
         }
-        let (r, counts) = count(&env, shared::quay::list_app_tokens(app, request(&list))).await;
+        let (r, counts) = count(
+            &env,
+            &meter,
+            shared::quay::list_app_tokens(app, request(&list)),
+        )
+        .await?;
         expect("Quay list", status(&r), 200)?;
         rows.push(Counted {
             operation: format!("list of {n} (Quay; Unleash's is the same Query)"),
@@ -108,7 +148,12 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
 
     // get
     let get_event = seed_get_event_token(&app.store).await?;
-    let (r, counts) = count(&env, shared::quay::get_app_token(app, request(&get_event))).await;
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::quay::get_app_token(app, request(&get_event)),
+    )
+    .await?;
     expect("get", status(&r), 200)?;
     rows.push(Counted {
         operation: "get".into(),
@@ -120,12 +165,13 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     // revoke
     let (r, counts) = count(
         &env,
+        &meter,
         shared::quay::revoke_app_token(
             app,
             request(&as_user(event("revoke-app-token.json"), "alice")),
         ),
     )
-    .await;
+    .await?;
     expect("revoke", status(&r), 204)?;
     rows.push(Counted {
         operation: "revoke (Quay)".into(),
@@ -142,7 +188,12 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
         "id",
         &number.to_string(),
     );
-    let (r, counts) = count(&env, shared::unleash::delete_pat(app, request(&delete))).await;
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::unleash::delete_pat(app, request(&delete)),
+    )
+    .await?;
     expect("Unleash delete", status(&r), 200)?;
     rows.push(Counted {
         operation: "revoke (Unleash, by integer id)".into(),
@@ -154,7 +205,7 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     });
 
     // authorize
-    let authorizer = Authorizer::new(app.store.clone(), app.config.clone(), None);
+    let authorizer = App::new(app.store.clone(), app.config.clone(), None);
     let secret = Secret::generate().map_err(|e| e.to_string())?;
     let in_a_day = Some(Utc::now() + Duration::days(1));
     seed_token(
@@ -184,7 +235,7 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             "the GetItem only: a revoked token must fail on its next request, so nothing is cached",
         ),
     ] {
-        let (answer, counts) = count(&env, authorize(&authorizer, accept.clone())).await;
+        let (answer, counts) = count(&env, &meter, authorize(&authorizer, accept.clone())).await?;
         if !answer.map_err(|e| e.to_string())?.is_authorized {
             return Err(format!("{operation}: denied"));
         }
@@ -200,9 +251,10 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     text.replace_range(text.len() - 1.., last);
     let (answer, counts) = count(
         &env,
+        &meter,
         authorize(&authorizer, with_header(format!("Bearer {text}"))?),
     )
-    .await;
+    .await?;
     if answer.map_err(|e| e.to_string())?.is_authorized {
         return Err("a malformed token was allowed".into());
     }
@@ -214,19 +266,20 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     });
 
     // cleanup per 1,000 expired
-    let sweep = fresh_env(&[]).await;
+    let sweep = metered(fresh_env(&[]).await, &meter);
     harness::dynamodb_local::progress("bench: requests: seeding 1,000 expired tokens");
     let population = Population::new(1000, 0, Utc::now());
     seed_population(&sweep, &population, 8).await?;
     wait_for_index(&sweep, &population).await?;
     let (summary, counts) = count(
         &sweep,
+        &meter,
         shared::cleanup::cleanup(
             &sweep.app,
             LambdaEvent::new(event("cleanup.json"), Context::default()),
         ),
     )
-    .await;
+    .await?;
     let summary = summary.map_err(|e| e.to_string())?;
     if summary["deleted"] != 1000 {
         return Err(format!("cleanup of 1,000 expired: {summary}"));
@@ -252,15 +305,24 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
          retries included) while the real handlers (`shared::quay`, `shared::unleash`, \
          `shared::authorizer`, `shared::cleanup`) run in-process against DynamoDB Local, with \
          the default configuration (no `Limit`: DynamoDB's 1 MB pages). *Minimum*: the fewest requests the key \
-         design (README, \"The table\") allows for the operation.",
+         design (README, \"The table\") allows for the operation. *RRU* and *WRU*: the \
+         on-demand read and write request units DynamoDB would bill for them, counted from each \
+         request's items (`benches/lambda/units.rs`): 1 RRU per 4 KB read strongly consistent \
+         (half eventually consistent; a Query's items summed, a local index's unprojected \
+         attributes read from the table per item), 1 WRU per 1 KB of the larger of an item's \
+         sizes before and after, twice in a transaction (condition checks included), and as \
+         much again for every index entry written or removed (*of which indexes*).",
     );
     let mut table = Vec::new();
+    let mut data = serde_json::Map::new();
     for row in &rows {
-        let total: u64 = row.counts.values().sum();
-        let calls = if row.counts.is_empty() {
+        let total: u64 = row.counts.requests.values().sum();
+        let units = row.counts.units;
+        let calls = if row.counts.requests.is_empty() {
             "none".to_owned()
         } else {
             row.counts
+                .requests
                 .iter()
                 .map(|(op, n)| format!("{n} {op}"))
                 .collect::<Vec<_>>()
@@ -273,8 +335,17 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             total.to_string(),
             row.minimum.to_string(),
             crate::support::met(Some(ok)).to_owned(),
+            format!("{}", units.read),
+            format!(
+                "{} (of which indexes {})",
+                units.write(),
+                units.write_indexes
+            ),
             row.why.clone(),
         ]);
+        let mut figures = units.to_json();
+        figures["requests"] = json!(row.counts.requests);
+        data.insert(row.operation.clone(), figures);
         section.verdicts.push(Verdict::new(
             format!("requests, {}", row.operation),
             format!("{} (minimum)", row.minimum),
@@ -289,13 +360,17 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             "total",
             "minimum",
             "",
+            "RRU",
+            "WRU",
             "why that minimum",
         ],
         &table,
     );
+    section.data = Some(json!({ "operations": data }));
     let over = |prefix: &str| {
-        rows.iter()
-            .any(|r| r.operation.starts_with(prefix) && r.counts.values().sum::<u64>() > r.minimum)
+        rows.iter().any(|r| {
+            r.operation.starts_with(prefix) && r.counts.requests.values().sum::<u64>() > r.minimum
+        })
     };
     let mut notes = Vec::new();
     if over("list") || over("cleanup") {

@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
 use serde_dynamo::aws_sdk_dynamodb_1::to_item;
-use shared::authorizer::{authorize, Authorizer};
+use shared::authorizer::authorize;
 use shared::config::Config;
 use shared::store::items::{self, TokenItem};
 use shared::store::Store;
@@ -110,10 +110,7 @@ fn mocked(get: Option<Item>, items: Vec<Item>) -> Mocked {
 
 impl Mocked {
     fn app(&self) -> App {
-        App {
-            store: Store::new(self.client.clone(), TABLE),
-            config: config(),
-        }
+        App::new(Store::new(self.client.clone(), TABLE), config(), None)
     }
 
     /// DynamoDB calls answered so far: GetItem, Query, UpdateItem, TransactWriteItems.
@@ -241,7 +238,7 @@ fn authorizer(c: &mut Criterion) {
     let now = Utc::now();
     let (item, secret) = token_item(Uuid::new_v4(), 1, now);
     let mock = mocked(Some(to_attributes(item.lookup())), Vec::new());
-    let authorizer = Authorizer::new(Store::new(mock.client.clone(), TABLE), config(), None);
+    let authorizer = App::new(Store::new(mock.client.clone(), TABLE), config(), None);
 
     let accept: ApiGatewayV2CustomAuthorizerV2Request = {
         let mut event: serde_json::Value =

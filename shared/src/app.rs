@@ -1,10 +1,14 @@
-//! What every route handler is given: the store and the configuration, built once at cold start.
+//! What every function is given: the store, the configuration and the session verifier, built
+//! once at cold start.
 
 use crate::config::{Config, ConfigError};
+use crate::oidc::{JwtVerifier, OidcSettings};
 use crate::store::{NewToken, Store, TitleRule};
 use crate::tokens::{IssuedToken, Secret};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -12,6 +16,9 @@ use uuid::Uuid;
 pub struct App {
     pub store: Store,
     pub config: Config,
+    /// Verifies session JWTs of the configured OIDC issuer (its key set cached across
+    /// invocations); `None`: no issuer configured, JWTs are refused.
+    pub jwt: Option<Arc<JwtVerifier>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +62,25 @@ pub fn check_endpoint_variables(
 }
 
 impl App {
-    /// Reads the configuration and builds the DynamoDB client from the environment.
+    pub fn new(store: Store, config: Config, jwt: Option<JwtVerifier>) -> App {
+        App {
+            store,
+            config,
+            jwt: jwt.map(Arc::new),
+        }
+    }
+
+    /// Reads the configuration (`TABLE_NAME`, the lifetimes, `LAST_USED_THROTTLE`, ... and the
+    /// three `OIDC_*` variables) and builds the DynamoDB client. A bad value stops the function
+    /// at init with a message naming the variable. No key set is fetched before the first session.
     pub async fn from_env() -> Result<App, InitError> {
-        let config = Config::from_env()?;
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let config = Config::from_map(&vars)?;
+        let jwt = OidcSettings::from_map(&vars)?
+            .map(JwtVerifier::new)
+            .transpose()?;
         let store = Store::new(dynamodb_client().await?, config.table_name.clone());
-        Ok(App { store, config })
+        Ok(App::new(store, config, jwt))
     }
 
     /// Generates a secret and stores the token under the caller's cap, with the dialect's rule

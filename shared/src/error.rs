@@ -23,6 +23,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("Requires authentication")]
     Unauthenticated,
+    /// Credentials were sent, and they do not authenticate.
+    #[error("{0}")]
+    InvalidCredentials(String),
     /// Authenticated, but lacking a required scope.
     #[error("Requires the {0} scope")]
     InsufficientScope(&'static str),
@@ -89,7 +92,9 @@ impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> ApiError {
         match e {
             IdentityError::Missing => ApiError::Unauthenticated,
+            IdentityError::Rejected => ApiError::InvalidCredentials(e.to_string()),
             IdentityError::NotAUser => ApiError::NotAUser(e.to_string()),
+            IdentityError::Unavailable => ApiError::Unavailable,
         }
     }
 }
@@ -126,7 +131,7 @@ pub fn quay_response(error: &ApiError, host: Option<&str>) -> Response<Body> {
             "invalid_request",
             format!("Too many app-specific tokens ({cap}) already exist for this user; revoke one first."),
         ),
-        ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "invalid_token", error.to_string()),
+        ApiError::Unauthenticated | ApiError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_token", error.to_string()),
         ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => {
             (StatusCode::FORBIDDEN, "insufficient_scope", "Unauthorized".to_owned())
         }
@@ -162,6 +167,7 @@ pub fn unleash_response(error: &ApiError) -> Response<Body> {
             "You must log in to use this API. Send a personal access token or session in the Authorization header."
                 .to_owned(),
         ),
+        ApiError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "AuthenticationRequired", error.to_string()),
         ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => (StatusCode::FORBIDDEN, "NoAccessError", error.to_string()),
         ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError", error.to_string()),
         ApiError::NameExists(_) => (StatusCode::CONFLICT, "NameExistsError", error.to_string()),
@@ -190,6 +196,14 @@ pub fn unleash_response(error: &ApiError) -> Response<Body> {
     with_auth_headers(json_response(status, &body), error)
 }
 
+/// The challenges of a 401, in one header (API Gateway's payload 2.0 joins repeated headers
+/// into one anyway): every route accepts a bearer token (a PAT or a session) and Basic with
+/// the username `$app` (docker login), so both are offered (RFC 9110 §11.6.1); RFC 6750 §3's
+/// `error="invalid_token"` once credentials were sent and failed.
+pub const MISSING_CREDENTIALS_CHALLENGE: &str =
+    "Bearer realm=\"token-service\", Basic realm=\"token-service\", charset=\"UTF-8\"";
+pub const INVALID_CREDENTIALS_CHALLENGE: &str = "Bearer realm=\"token-service\", error=\"invalid_token\", Basic realm=\"token-service\", charset=\"UTF-8\"";
+
 /// RFC 6750 challenges, and `Retry-After` for 503s.
 fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response<Body> {
     let headers = response.headers_mut();
@@ -197,7 +211,13 @@ fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response
         ApiError::Unauthenticated => {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"token-service\""),
+                HeaderValue::from_static(MISSING_CREDENTIALS_CHALLENGE),
+            );
+        }
+        ApiError::InvalidCredentials(_) => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(INVALID_CREDENTIALS_CHALLENGE),
             );
         }
         ApiError::InsufficientScope(_) => {

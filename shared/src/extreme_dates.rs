@@ -54,10 +54,7 @@ fn app(config: Config) -> App {
         [&number, &query, &transaction],
         |c| c.retry_config(RetryConfig::disabled())
     );
-    App {
-        store: Store::new(client, "tokens"),
-        config,
-    }
+    App::new(Store::new(client, "tokens"), config, None)
 }
 
 fn post(path: &str, body: &Value) -> Request {

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
-pub const ROUTES: [(&str, &str); 7] = [
+pub const ROUTES: [(&str, &str); 8] = [
     ("POST", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken/{token_uuid}"),
@@ -19,6 +19,7 @@ pub const ROUTES: [(&str, &str); 7] = [
     ("POST", "/api/admin/user/tokens"),
     ("GET", "/api/admin/user/tokens"),
     ("DELETE", "/api/admin/user/tokens/{id}"),
+    ("GET", "/example/whoami"),
 ];
 
 const QUAY_PREFIX: &str = "/api/v1/";

@@ -1,9 +1,15 @@
-//! Who is calling: read only from API Gateway's request context, never from anything the
-//! client sends. Two sources: this project's Lambda authorizer context
-//! (`requestContext.authorizer.lambda` = `{user_id, auth, token_uuid, scopes}`) and API
+//! Who is calling. The bundle's routes authenticate the `Authorization` header themselves
+//! (`authenticate`: the authorizer's own decision, in process, so one invocation per request).
+//! An identity a gateway authorizer already put in API Gateway's request context is used as
+//! is, never anything else the client sends: this project's Lambda authorizer context
+//! (`requestContext.authorizer.lambda` = `{user_id, auth, token_uuid, scopes}`) or API
 //! Gateway's own JWT authorizer (`requestContext.authorizer.jwt.claims`).
 
+use crate::app::App;
+use crate::authorizer::credentials::CredentialError;
+use crate::authorizer::{AuthKind, Decision, DenyReason, Principal};
 use crate::tokens::scopes;
+use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde_json::Value;
@@ -30,11 +36,51 @@ pub struct Caller {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
+    /// No credentials at all.
     #[error("Requires authentication")]
     Missing,
+    /// Credentials that do not authenticate: malformed, unknown, revoked or expired tokens,
+    /// sessions that fail verification, unsupported schemes. Which one is logged, not told.
+    #[error("Invalid credentials: the token is malformed, unknown, revoked or expired")]
+    Rejected,
     /// Authenticated, but not as a user (e.g. an IAM principal): no tokens of its own.
     #[error("Personal tokens require an authenticated user")]
     NotAUser,
+    /// The token store could not be read: no decision (the client may retry).
+    #[error("The token store is temporarily unavailable; retry shortly")]
+    Unavailable,
+}
+
+/// The caller of one of this bundle's routes at `now`: the gateway's identity when a gateway
+/// authorizer put one in the request context, else the `Authorization` header, decided in
+/// process exactly as the authorizer function decides (one GetItem for a PAT, plus its
+/// throttled `last used` write; none for a malformed one; a cached key set for a JWT). The
+/// decision is logged as the authorizer logs it.
+pub async fn authenticate(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Caller, IdentityError> {
+    let context = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => Some(context),
+        _ => None,
+    };
+    let from_gateway = context
+        .and_then(|c| c.authorizer.as_ref())
+        .is_some_and(|a| !a.fields.is_empty() || a.jwt.is_some() || a.iam.is_some());
+    if from_gateway {
+        return Caller::from_request(request);
+    }
+    let decision = app.decide(request.headers(), now).await;
+    decision.log(context.and_then(|c| c.request_id.as_deref()));
+    match decision {
+        Decision::Allow(principal) => Caller::from_principal(principal),
+        Decision::Deny(denial) => Err(match denial.reason {
+            DenyReason::Credentials(CredentialError::Missing) => IdentityError::Missing,
+            _ => IdentityError::Rejected,
+        }),
+        Decision::Fail(_) => Err(IdentityError::Unavailable),
+    }
 }
 
 impl Caller {
@@ -70,6 +116,21 @@ impl Caller {
             return Err(IdentityError::NotAUser);
         }
         Err(IdentityError::Missing)
+    }
+
+    fn from_principal(principal: Principal) -> Result<Caller, IdentityError> {
+        let user_id = checked_user(&principal.user_id).map_err(|_| IdentityError::Rejected)?;
+        let method = match principal.auth {
+            AuthKind::Pat => AuthMethod::Pat {
+                token_uuid: principal.token_uuid,
+            },
+            AuthKind::Jwt => AuthMethod::Jwt,
+        };
+        Ok(Caller {
+            user_id,
+            method,
+            scopes: principal.scopes,
+        })
     }
 
     /// PATs act as their user everywhere (as Unleash's do); sessions need the scope.

@@ -12,11 +12,13 @@ pub mod cleanup;
 pub mod config;
 pub mod dates;
 pub mod error;
+pub mod example;
 #[cfg(test)]
 mod extreme_dates;
 pub mod fallback;
 pub mod http;
 pub mod identity;
+pub mod oidc;
 pub mod quay;
 pub mod response;
 pub mod store;

@@ -55,7 +55,7 @@ pub async fn fresh_app(prefix: &str, vars: &[(&str, &str)]) -> FreshApp {
     let store = Store::new(client.clone(), table);
     requests.reset();
     FreshApp {
-        app: App { store, config },
+        app: App::new(store, config, None),
         client,
         requests,
     }

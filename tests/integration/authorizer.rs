@@ -12,11 +12,12 @@ use chrono::{DateTime, Duration, Utc};
 use harness::oidc::{b64, JwksServer, SigningKey};
 use serde_json::{json, Value};
 use shared::authorizer::{
-    authorize, authorize_at, Authorizer, Decision, DenyReason, JwtRejection, JwtVerifier,
-    OidcSettings, OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL,
+    authorize, authorize_at, Decision, DenyReason, JwtRejection, JwtVerifier, OidcSettings,
+    OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL,
 };
 use shared::quay::{get_app_token, list_app_tokens, revoke_app_token};
 use shared::tokens::Secret;
+use shared::App;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,8 +47,8 @@ fn authorizer_request(authorization: Option<&str>) -> ApiGatewayV2CustomAuthoriz
     serde_json::from_value(event).expect("an HTTP API authorizer request")
 }
 
-fn pat_authorizer(env: &TestEnv) -> Authorizer {
-    Authorizer::new(env.app.store.clone(), env.app.config.clone(), None)
+fn pat_authorizer(env: &TestEnv) -> App {
+    App::new(env.app.store.clone(), env.app.config.clone(), None)
 }
 
 async fn issue(env: &TestEnv, user: &str, expires: Option<DateTime<Utc>>) -> (Uuid, Secret) {
@@ -66,7 +67,7 @@ async fn issue(env: &TestEnv, user: &str, expires: Option<DateTime<Utc>>) -> (Uu
 }
 
 async fn check(
-    authorizer: &Authorizer,
+    authorizer: &App,
     authorization: &str,
 ) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
     authorize(authorizer, authorizer_request(Some(authorization)))
@@ -74,7 +75,7 @@ async fn check(
         .expect("a decision")
 }
 
-async fn reason(authorizer: &Authorizer, authorization: &str) -> &'static str {
+async fn reason(authorizer: &App, authorization: &str) -> &'static str {
     let request = authorizer_request(Some(authorization));
     match authorizer.decide(&request.headers, Utc::now()).await {
         Decision::Allow(p) => panic!("allowed {p:?}"),
@@ -462,13 +463,13 @@ async fn the_authorizer_context_is_accepted_by_the_token_routes() {
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "token-service";
 
-fn claims(sub: &str) -> Value {
+pub(crate) fn claims(sub: &str) -> Value {
     let now = Utc::now().timestamp();
     json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 300,
            "scope": "openid user:admin"})
 }
 
-fn with(mut claims: Value, changes: Value) -> Value {
+pub(crate) fn with(mut claims: Value, changes: Value) -> Value {
     for (name, value) in changes.as_object().unwrap() {
         if value.is_null() {
             claims.as_object_mut().unwrap().remove(name);
@@ -491,21 +492,21 @@ fn oidc_settings(jwks_url: &str) -> OidcSettings {
         .expect("OIDC configured")
 }
 
-fn jwt_authorizer(env: &TestEnv, jwks_url: &str, refetch: Option<StdDuration>) -> Authorizer {
+pub(crate) fn jwt_authorizer(env: &TestEnv, jwks_url: &str, refetch: Option<StdDuration>) -> App {
     let settings = oidc_settings(jwks_url);
     let verifier = match refetch {
         Some(interval) => JwtVerifier::with_refetch_interval(settings, interval),
         None => JwtVerifier::new(settings),
     }
     .expect("verifier");
-    Authorizer::new(
+    App::new(
         env.app.store.clone(),
         env.app.config.clone(),
         Some(verifier),
     )
 }
 
-async fn jwt_reason(authorizer: &Authorizer, token: &str) -> &'static str {
+async fn jwt_reason(authorizer: &App, token: &str) -> &'static str {
     let header = format!("Bearer {token}");
     assert_denied(&check(authorizer, &header).await, token);
     reason(authorizer, &header).await

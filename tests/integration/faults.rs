@@ -22,10 +22,11 @@ use std::collections::HashMap;
 
 fn app(client: Client) -> App {
     let vars: HashMap<String, String> = [("TABLE_NAME".to_owned(), "tokens".to_owned())].into();
-    App {
-        store: Store::new(client, "tokens"),
-        config: Config::from_map(&vars).unwrap(),
-    }
+    App::new(
+        Store::new(client, "tokens"),
+        Config::from_map(&vars).unwrap(),
+        None,
+    )
 }
 
 /// A client answered by the rules, without the SDK's own retries (they would only slow the test).
@@ -122,8 +123,7 @@ async fn the_authorizer_fails_its_invocation_when_dynamodb_is_down() {
         )
     });
     let app = app(client!(&get));
-    let authorizer =
-        shared::authorizer::Authorizer::new(app.store.clone(), app.config.clone(), None);
+    let authorizer = shared::App::new(app.store.clone(), app.config.clone(), None);
     let secret = shared::tokens::Secret::generate().unwrap();
     let mut request = event("authorizer.json");
     request["headers"]["authorization"] = format!("Bearer {}", secret.expose()).into();

@@ -328,18 +328,41 @@ fn the_run_command_serves_the_printed_flow_and_ctrl_c_stops_everything() {
         "using the token records its last use: {by_token}"
     );
     assert_eq!(lines[7], "204", "revoke:\n{printed}");
-    assert_eq!(
-        lines[9], r#"{"message":"Forbidden"} 403"#,
-        "the revoked token:\n{printed}"
-    );
+    // The route itself refuses it, in its dialect (no authorizer in front of it).
+    let (refused, status) = lines[9].rsplit_once(' ').unwrap_or_default();
+    assert_eq!(status, "401", "the revoked token:\n{printed}");
+    assert_eq!(json(refused)["name"], "AuthenticationRequired", "{printed}");
 
-    // What API Gateway answers by itself.
-    let (status, body) = curl(&[&format!("{api}/api/admin/user/tokens")]);
+    // No credentials: the route's 401, with its challenges.
+    let (status, body) = curl(&[&format!("{api}/api/v1/user/apptoken")]);
+    assert_eq!(
+        (status, json(&body)["error_type"].clone()),
+        (401, "invalid_token".into()),
+        "{body}"
+    );
+    // The example of a deployer's route: behind the authorizer, as API Gateway runs it.
+    let (status, body) = curl(&[&format!("{api}/example/whoami")]);
     assert_eq!(
         (status, json(&body)),
         (401, json(r#"{"message":"Unauthorized"}"#))
     );
     let jwt = run.printed_jwt();
+    let (status, body) = curl(&[
+        &format!("{api}/example/whoami"),
+        "-H",
+        &format!("Authorization: Bearer {jwt}"),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["auth"], "jwt", "{body}");
+    let (status, body) = curl(&[
+        &format!("{api}/example/whoami"),
+        "-H",
+        "Authorization: Bearer pat_not_a_token",
+    ]);
+    assert_eq!(
+        (status, json(&body)),
+        (403, json(r#"{"message":"Forbidden"}"#))
+    );
     // The $default route: an unknown path under a dialect's prefix is that dialect's 404...
     let (status, body) = curl(&[
         &format!("{api}/api/v1/no/such/route"),
@@ -378,7 +401,7 @@ fn the_run_command_serves_the_printed_flow_and_ctrl_c_stops_everything() {
     let log = run.output().join("\n");
     assert!(
         log.contains("POST /api/v1/user/apptoken -> 201 in ")
-            && log.contains("(cold: authorizer, create-app-token)"),
+            && log.contains("(cold: create-app-token)"),
         "{log}"
     );
     assert!(
@@ -388,11 +411,18 @@ fn the_run_command_serves_the_printed_flow_and_ctrl_c_stops_everything() {
         "{log}"
     );
     assert!(
-        log.contains("GET /api/admin/user/tokens -> 403 in "),
+        log.contains("GET /api/admin/user/tokens -> 401 in "),
+        "{log}"
+    );
+    // One invocation per request on the bundle's routes; the authorizer only for the example.
+    assert!(
+        !log.lines()
+            .filter(|l| l.starts_with("GET /api/") || l.starts_with("POST /api/"))
+            .any(|l| l.contains("authorizer")),
         "{log}"
     );
     assert!(
-        log.contains("GET /api/admin/user/tokens -> 401 in "),
+        log.contains("GET /example/whoami -> 200 in ") && log.contains("cold: authorizer"),
         "{log}"
     );
     assert!(!log.contains(secret), "the server printed a token's secret");

@@ -9,6 +9,7 @@ mod fallback;
 mod faults;
 mod local_run;
 mod quay;
+mod route_auth;
 mod sam_local;
 mod store;
 mod unleash;

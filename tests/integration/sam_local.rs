@@ -29,18 +29,20 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 }
 
 /// The order matters: get and revoke act on the first seeded token; the authorizer accepts the
-/// second one's secret, which delete-pat then deletes.
-const ORDER: [&str; 10] = [
+/// second one's secret, and so does list-pats (its event authenticates in process, as the
+/// bundle's routes do), before delete-pat deletes it.
+const ORDER: [&str; 11] = [
     "get-app-token",
     "revoke-app-token",
     "authorizer",
+    "list-pats",
     "delete-pat",
     "list-app-tokens",
-    "list-pats",
     "create-app-token",
     "create-pat",
     "cleanup",
     "fallback",
+    "example-whoami",
 ];
 
 #[tokio::test]
@@ -49,7 +51,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 10,
+        functions.len() >= 11,
         "template lists {} functions",
         functions.len()
     );
@@ -161,7 +163,11 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
         "revoke-app-token" => assert_eq!(http(204), Value::Null),
         "delete-pat" => assert_eq!(http(200), Value::Null),
         "list-app-tokens" => assert_eq!(http(200), json!({"tokens": [], "only_expiring": true})),
-        "list-pats" => assert_eq!(http(200), json!({"pats": []})),
+        "list-pats" => {
+            let pats = http(200);
+            assert_eq!(pats["pats"].as_array().map(Vec::len), Some(1), "{pats}");
+            assert_eq!(pats["pats"][0]["id"], 2, "{pats}");
+        }
         "create-app-token" => {
             let token = &http(201)["token"];
             assert_eq!(token["title"], "ci-pipeline");
@@ -197,6 +203,11 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
             assert_eq!(body["error_type"], "method_not_allowed", "{body}");
             assert_eq!(answer["headers"]["allow"], "POST, GET", "{answer}");
         }
+        "example-whoami" => assert_eq!(
+            http(200),
+            json!({"user_id": "alice", "auth": "pat",
+                   "token_uuid": "6b5aa827-cee5-4fbe-a434-4b7b8a245ca7", "scopes": []})
+        ),
         other => panic!("no expectation for {other}"),
     }
 }

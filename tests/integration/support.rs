@@ -1,11 +1,12 @@
 //! Per-test environment: a fresh table (from template.yaml) on the run's DynamoDB Local, an
 //! `App` over it, and events from `events/` with the caller and body a test needs.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use harness::dynamodb_local::RequestCounter;
 use harness::fresh::{fresh_app, FreshApp};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
+use shared::tokens::Secret;
 use shared::App;
 use std::collections::HashMap;
 
@@ -66,6 +67,31 @@ pub fn request(event: &Value) -> Request {
 }
 
 /// The event with no caller at all: no authorizer in its request context.
+/// The secret in an event's `Authorization: Bearer` header.
+pub fn event_secret(event: &Value) -> Secret {
+    let header = event["headers"]["authorization"]
+        .as_str()
+        .unwrap_or_default();
+    Secret::parse(header.trim_start_matches("Bearer ").trim()).expect("a well-formed PAT")
+}
+
+/// Stores a live token of `user` (expiring in a day) whose secret is `secret`.
+pub async fn seed_pat(env: &TestEnv, user: &str, secret: &Secret) -> shared::tokens::Token {
+    let now = Utc::now();
+    let new = shared::store::NewToken {
+        user_id: user.into(),
+        uuid: uuid::Uuid::new_v4(),
+        title: "seeded".into(),
+        created: shared::tokens::truncate_to_millis(now),
+        expires: Some(shared::tokens::truncate_to_millis(now + Duration::days(1))),
+    };
+    env.app
+        .store
+        .create_token(new, &secret.digest(), 100, Duration::days(1))
+        .await
+        .expect("seeded token")
+}
+
 pub fn without_caller(mut event: Value) -> Value {
     if let Some(context) = event["requestContext"].as_object_mut() {
         context.remove("authorizer");

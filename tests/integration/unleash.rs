@@ -452,12 +452,17 @@ async fn the_shipped_events_run_as_they_are() {
     let created = answer(create_pat(&env.app, request(&event("create-pat.json"))).await);
     assert_eq!(created.status, 201, "{}", created.text);
     create_ok(&env, "alice", "second").await;
-    let listed = answer(list_pats(&env.app, request(&event("list-pats.json"))).await);
+    // The shipped list event authenticates itself, with the shipped authorizer event's PAT.
+    let shipped = event("list-pats.json");
+    assert!(shipped["requestContext"].get("authorizer").is_none());
+    seed_pat(&env, "alice", &event_secret(&shipped)).await;
+    let listed = answer(list_pats(&env.app, request(&shipped)).await);
+    assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(listed.json()["pats"][0]["description"], "deploy bot");
     // The shipped delete event names id 2.
     let deleted = answer(delete_pat(&env.app, request(&event("delete-pat.json"))).await);
     assert_eq!(deleted.status, 200, "{}", deleted.text);
-    assert_eq!(list(&env, "alice").await.len(), 1);
+    assert_eq!(list(&env, "alice").await.len(), 2);
 }
 
 #[tokio::test]

@@ -93,7 +93,7 @@ fn flow(api: &str, jwt: &str) -> Vec<String> {
         "curl -sS \"$API/api/admin/user/tokens\" -H \"Authorization: Bearer $PAT\"; echo".into(),
         "echo '4. Revoke it (Quay route), expect 204:'".into(),
         "curl -sS -o /dev/null -w '%{http_code}\\n' -X DELETE \"$API/api/v1/user/apptoken/$UUID\" -H \"Authorization: Bearer $JWT\"".into(),
-        "echo '5. The revoked token is refused, expect 403:'".into(),
+        "echo '5. The revoked token is refused, expect 401:'".into(),
         "curl -sS -w ' %{http_code}\\n' \"$API/api/admin/user/tokens\" -H \"Authorization: Bearer $PAT\"".into(),
     ]
 }

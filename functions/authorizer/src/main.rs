@@ -7,10 +7,10 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let authorizer = shared::authorizer::Authorizer::from_env().await?;
+    let app = shared::App::from_env().await?;
     run(service_fn(
         |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async {
-            shared::authorizer::authorize(&authorizer, event.payload)
+            shared::authorizer::authorize(&app, event.payload)
                 .await
                 .map_err(Error::from)
         },

@@ -9,16 +9,13 @@
 //! plus, at most once per `LAST_USED_THROTTLE` window, one write of its `last used`.
 
 pub mod credentials;
-pub mod jwks;
-pub mod jwt;
-pub mod oidc;
 
-pub use jwt::{JwtRejection, JwtVerifier};
-pub use oidc::{OidcSettings, OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL};
+pub use crate::oidc::{
+    JwtRejection, JwtVerifier, OidcSettings, OIDC_AUDIENCE, OIDC_ISSUER, OIDC_JWKS_URL,
+};
 
-use crate::app::{dynamodb_client, InitError};
-use crate::config::Config;
-use crate::store::{SecretRecord, Store};
+use crate::app::App;
+use crate::store::SecretRecord;
 use crate::tokens::Secret;
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -27,35 +24,13 @@ use chrono::{DateTime, Utc};
 use credentials::{Credential, CredentialError};
 use http::HeaderMap;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use uuid::Uuid;
 
-/// What the authorizer function builds once at cold start.
-pub struct Authorizer {
-    store: Store,
-    config: Config,
-    /// `None`: no issuer configured, JWTs are refused.
-    jwt: Option<JwtVerifier>,
-}
-
-impl Authorizer {
-    pub fn new(store: Store, config: Config, jwt: Option<JwtVerifier>) -> Authorizer {
-        Authorizer { store, config, jwt }
-    }
-
-    /// Reads the configuration (`TABLE_NAME`, `LAST_USED_THROTTLE`, ... and the three `OIDC_*`
-    /// variables) and builds the DynamoDB client. A bad value stops the function at init with a
-    /// message naming the variable.
-    pub async fn from_env() -> Result<Authorizer, InitError> {
-        let vars: HashMap<String, String> = std::env::vars().collect();
-        let config = Config::from_map(&vars)?;
-        let jwt = OidcSettings::from_map(&vars)?
-            .map(JwtVerifier::new)
-            .transpose()?;
-        let store = Store::new(dynamodb_client().await?, config.table_name.clone());
-        Ok(Authorizer::new(store, config, jwt))
-    }
-
+/// The one decision from an `Authorization` header to a caller, made the same way by the
+/// authorizer function (for other APIs' routes) and by every route of this bundle (in process,
+/// `crate::identity::authenticate`). PAT results are never cached: each request reads the
+/// lookup record, so a revoke takes effect on the next request.
+impl App {
     /// Decides on the request's `Authorization` header at `now` (PAT expiry and `last used`; JWT
     /// time claims are checked against the system clock).
     pub async fn decide(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Decision {
@@ -142,19 +117,19 @@ pub struct Undecided(pub &'static str);
 /// The handler: decides, logs one line, answers in the simple response format, or fails the
 /// invocation when DynamoDB cannot be read (never allows).
 pub async fn authorize(
-    authorizer: &Authorizer,
+    app: &App,
     request: ApiGatewayV2CustomAuthorizerV2Request,
 ) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, Undecided> {
-    authorize_at(authorizer, request, Utc::now()).await
+    authorize_at(app, request, Utc::now()).await
 }
 
 /// `authorize` at a given instant (tests move the clock for expiry and the `last used` window).
 pub async fn authorize_at(
-    authorizer: &Authorizer,
+    app: &App,
     request: ApiGatewayV2CustomAuthorizerV2Request,
     now: DateTime<Utc>,
 ) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, Undecided> {
-    let decision = authorizer.decide(&request.headers, now).await;
+    let decision = app.decide(&request.headers, now).await;
     decision.log(request.request_context.request_id.as_deref());
     match &decision {
         Decision::Fail(denial) => Err(Undecided(denial.reason.code())),

@@ -2,7 +2,9 @@
 //! The same paths against DynamoDB Local are in `tests/integration/authorizer.rs`.
 
 use super::*;
+use crate::config::Config;
 use crate::store::items::{secret_pk, LookupItem, SECRET_SK};
+use crate::store::Store;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
@@ -13,6 +15,7 @@ use base64::Engine;
 use chrono::Duration;
 use http::HeaderValue;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 fn config() -> Config {
@@ -20,8 +23,8 @@ fn config() -> Config {
     Config::from_map(&vars).expect("config")
 }
 
-fn authorizer(client: Client) -> Authorizer {
-    Authorizer::new(Store::new(client, "tokens"), config(), None)
+fn authorizer(client: Client) -> App {
+    App::new(Store::new(client, "tokens"), config(), None)
 }
 
 fn headers(authorization: &str) -> HeaderMap {

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http::{self, host};
-use crate::identity::{Caller, USER_ADMIN_SCOPE};
+use crate::identity::{authenticate, Caller, USER_ADMIN_SCOPE};
 use crate::response::{empty_response, json_response};
 use crate::store::{Revoked, TitleRule};
 use crate::tokens::{resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, Token};
@@ -52,9 +52,10 @@ fn respond(request: &Request, result: Result<Response<Body>, ApiError>) -> Respo
     result.unwrap_or_else(|e| error::quay_response(&e, host(request).as_deref()))
 }
 
-/// Quay's `require_user_admin`: sessions need `user:admin`; PATs act as their user.
-fn user_admin(request: &Request) -> Result<Caller, ApiError> {
-    let caller = Caller::from_request(request)?;
+/// Quay's `require_user_admin`: authenticates the caller; sessions need `user:admin`, PATs act
+/// as their user.
+async fn user_admin(app: &App, request: &Request, now: DateTime<Utc>) -> Result<Caller, ApiError> {
+    let caller = authenticate(app, request, now).await?;
     if caller.may(USER_ADMIN_SCOPE) {
         Ok(caller)
     } else {
@@ -68,7 +69,7 @@ async fn create(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::POST)?;
-    let caller = user_admin(request)?;
+    let caller = user_admin(app, request, now).await?;
     let body = http::json_object_body(request)?;
     let title = match body.get("title") {
         None | Some(Value::Null) => {
@@ -129,7 +130,7 @@ async fn list(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
-    let caller = user_admin(request)?;
+    let caller = user_admin(app, request, now).await?;
     let only_expiring = match http::query_parameter(request, "expiring") {
         None => None,
         Some(text) => Some(parse_flag(&text).ok_or_else(|| {
@@ -171,7 +172,7 @@ fn parse_flag(text: &str) -> Option<bool> {
 
 async fn get(app: &App, request: &Request, now: DateTime<Utc>) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
-    let caller = user_admin(request)?;
+    let caller = user_admin(app, request, now).await?;
     let uuid = token_uuid(request)?;
     match app.store.get_token(&caller.user_id, &uuid).await? {
         Some(token) if !token.is_expired(now) => Ok(json_response(
@@ -188,7 +189,7 @@ async fn revoke(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::DELETE)?;
-    let caller = user_admin(request)?;
+    let caller = user_admin(app, request, now).await?;
     let uuid = token_uuid(request)?;
     match app.store.revoke(&caller.user_id, &uuid, now).await? {
         Revoked::Yes => {

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http;
-use crate::identity::Caller;
+use crate::identity::authenticate;
 use crate::response::{empty_response, json_response};
 use crate::store::{Revoked, TitleRule};
 use crate::tokens::{
@@ -44,7 +44,7 @@ async fn create(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::POST)?;
-    let caller = Caller::from_request(request)?;
+    let caller = authenticate(app, request, now).await?;
     // Server-set fields (id, secret, createdAt, seenAt) in the body are ignored, as Unleash does.
     let body = http::json_object_body(request)?;
     let description = match body.get("description") {
@@ -128,7 +128,7 @@ async fn list(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
-    let caller = Caller::from_request(request)?;
+    let caller = authenticate(app, request, now).await?;
     let mut tokens: Vec<Token> = app.store.live_tokens(&caller.user_id, now).await?;
     tokens.sort_by_key(|t| t.number);
     #[derive(Serialize)]
@@ -147,7 +147,7 @@ async fn delete(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::DELETE)?;
-    let caller = Caller::from_request(request)?;
+    let caller = authenticate(app, request, now).await?;
     let number = pat_id(request)?;
     let not_found = || ApiError::NotFound("No PAT found.".into());
     let found = app

@@ -1,6 +1,12 @@
-//! Which OIDC issuer's sessions are accepted: three variables, read once at cold start, all set
+//! Sessions from an OIDC issuer: which issuer is accepted (here), its key set (`jwks`) and
+//! the verification of its JWTs (`jwt`). Which issuer's sessions are accepted: three variables, read once at cold start, all set
 //! or none. The key set's URL must be HTTPS, or plain HTTP to a loopback address (tests, local
 //! runs), decided on the parsed address, never on a prefix of the host name.
+
+pub mod jwks;
+pub mod jwt;
+
+pub use jwt::{JwtRejection, JwtVerifier, Session};
 
 use crate::config::ConfigError;
 use http::Uri;

@@ -6,7 +6,7 @@
 //! `nbf` are checked with [`LEEWAY_SECONDS`] of allowance for clock skew between us and the issuer.
 
 use super::jwks::{JwksSource, KeyCache, KeyLookupError, DEFAULT_REFETCH_INTERVAL};
-use super::oidc::{OidcSettings, OIDC_JWKS_URL};
+use super::{OidcSettings, OIDC_JWKS_URL};
 use crate::config::ConfigError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -80,6 +80,14 @@ pub struct Session {
 pub struct JwtVerifier {
     settings: OidcSettings,
     keys: KeyCache,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JwtVerifier {
