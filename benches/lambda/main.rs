@@ -21,6 +21,7 @@ mod requests;
 mod rss;
 mod sizes;
 mod support;
+mod units;
 
 use harness::dynamodb_local::progress;
 use report::Section;

@@ -40,11 +40,14 @@ pub fn met(met: Option<bool>) -> &'static str {
     }
 }
 
-/// A numbered part of docs/benchmarks.md: its markdown and the verdicts for the summary.
+/// A numbered part of docs/benchmarks.md: its markdown and the verdicts for the summary, and
+/// the figures later steps read (`DIR/<item>.data.json`: the cost step reads the requests' and
+/// the invocations').
 pub struct Section {
     pub item: u8,
     pub markdown: String,
     pub verdicts: Vec<Verdict>,
+    pub data: Option<serde_json::Value>,
 }
 
 impl Section {
@@ -53,6 +56,7 @@ impl Section {
             item,
             markdown: format!("## {item}. {title}\n\n"),
             verdicts: Vec::new(),
+            data: None,
         }
     }
 
@@ -85,6 +89,17 @@ impl Section {
             serde_json::to_string_pretty(&self.verdicts).expect("verdicts as JSON"),
         )
         .unwrap_or_else(|e| panic!("{}: {e}", verdicts.display()));
+        let data = dir.join(format!("{}.data.json", self.item));
+        match &self.data {
+            Some(value) => std::fs::write(
+                &data,
+                serde_json::to_string_pretty(value).expect("data as JSON"),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", data.display())),
+            None => {
+                let _ = std::fs::remove_file(&data);
+            }
+        }
     }
 }
 

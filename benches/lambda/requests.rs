@@ -311,7 +311,7 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
          (half eventually consistent; a Query's items summed, a local index's unprojected \
          attributes read from the table per item), 1 WRU per 1 KB of the larger of an item's \
          sizes before and after, twice in a transaction (condition checks included), and as \
-         much again for every index entry written or removed (*of which indexes*).",
+         much again for every index entry written or removed (*indexes*).",
     );
     let mut table = Vec::new();
     let mut data = serde_json::Map::new();
@@ -336,11 +336,11 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             row.minimum.to_string(),
             crate::support::met(Some(ok)).to_owned(),
             format!("{}", units.read),
-            format!(
-                "{} (of which indexes {})",
-                units.write(),
-                units.write_indexes
-            ),
+            if units.write_indexes > 0.0 {
+                format!("{} (indexes {})", units.write(), units.write_indexes)
+            } else {
+                units.write().to_string()
+            },
             row.why.clone(),
         ]);
         let mut figures = units.to_json();
