@@ -1,21 +1,24 @@
-//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-7 of
+//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-8 of
 //! docs/benchmarks.md), and the report that gathers them with the criterion figures (item 4).
 //! `./scripts/bench` builds and runs this; by hand:
 //!
 //! ```text
 //! cargo bench --bench lambda -- [--short] [--out DIR] [--report FILE] [--criterion DIR]
 //!     [--build-note TEXT] [--base-url URL (--pat SECRET | --jwt TOKEN)]
-//!     [--cleanup-sizes N,N,...] STEP...
+//!     [--cleanup-sizes N,N,...] [--baselines DIR] STEP...
 //! ```
 //!
 //! Steps: `sizes`, `cold`, `rss`, `cpu` (reads criterion's output), `requests`, `cleanup`,
-//! `load`, `report`. Each writes `DIR/<item>.md` and `DIR/<item>.json` (its verdicts);
-//! `report` joins them into FILE with a description of the machine.
+//! `invocation`, `load` (through the local server at `--base-url`), `report`. Each writes
+//! `DIR/<item>.md` and `DIR/<item>.json` (its verdicts), some `DIR/<item>.data.json` (figures
+//! for later steps); `report` joins them into FILE with a description of the machine.
 
 mod cleanup;
 mod cold;
 mod cpu;
+mod invocation;
 mod load;
+mod procfs;
 mod report;
 mod requests;
 mod rss;
@@ -53,6 +56,7 @@ fn main() {
                 "cpu" => cpu::run(&options).map(Some),
                 "requests" => requests::run(&options).await.map(Some),
                 "cleanup" => cleanup::run(&options).await.map(Some),
+                "invocation" => invocation::run(&options).await.map(Some),
                 "load" => load::run(&options).await.map(Some),
                 "report" => support::write_report(&options).map(|()| None),
                 other => Err(format!("unknown step {other:?}")),

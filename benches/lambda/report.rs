@@ -103,7 +103,7 @@ impl Section {
     }
 }
 
-const TITLES: [&str; 7] = [
+const TITLES: [&str; 8] = [
     "Binary size",
     "Cold start",
     "Peak memory",
@@ -111,6 +111,7 @@ const TITLES: [&str; 7] = [
     "DynamoDB requests per operation",
     "Cleanup scaling",
     "Throughput through the local server",
+    "Warm invocation CPU",
 ];
 
 /// Joins the sections into the report, with the machine described and a summary of targets.

@@ -27,17 +27,28 @@ pub struct Options {
     pub jwt: Option<String>,
     /// Expired-token counts of the cleanup scaling step, instead of the mode's.
     pub cleanup_sizes: Option<Vec<usize>>,
+    /// Where the baseline functions are: `<dir>/<name>/bootstrap` (cargo lambda's layout).
+    pub baselines_dir: PathBuf,
     pub steps: Vec<String>,
 }
 
-pub const ALL_STEPS: [&str; 8] = [
-    "sizes", "cold", "rss", "cpu", "requests", "cleanup", "load", "report",
+pub const ALL_STEPS: [&str; 9] = [
+    "sizes",
+    "cold",
+    "rss",
+    "cpu",
+    "requests",
+    "cleanup",
+    "invocation",
+    "load",
+    "report",
 ];
 
 impl Options {
     pub const USAGE: &'static str = "usage: lambda [--short] [--out DIR] [--report FILE] \
         [--criterion DIR] [--build-note TEXT] [--base-url URL (--pat SECRET | --jwt TOKEN)] \
-        [--cleanup-sizes N,N,...] [STEP...]\nsteps: sizes cold rss cpu requests cleanup load report (default: all)";
+        [--cleanup-sizes N,N,...] [--baselines DIR] [STEP...]\nsteps: sizes cold rss cpu requests \
+        cleanup invocation load report (default: all)";
 
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -55,6 +66,7 @@ impl Options {
             pat: None,
             jwt: None,
             cleanup_sizes: None,
+            baselines_dir: target.join("lambda"),
             steps: Vec::new(),
         };
         let mut args = args.peekable();
@@ -71,6 +83,7 @@ impl Options {
                 "--base-url" => options.base_url = Some(value("--base-url")?),
                 "--pat" => options.pat = Some(value("--pat")?),
                 "--jwt" => options.jwt = Some(value("--jwt")?),
+                "--baselines" => options.baselines_dir = value("--baselines")?.into(),
                 "--cleanup-sizes" => {
                     let text = value("--cleanup-sizes")?;
                     let sizes: Result<Vec<usize>, _> =
@@ -108,6 +121,8 @@ impl Options {
 
 pub struct Function {
     pub logical_id: String,
+    /// `Metadata.BuildProperties.Binary`; its event is `events/<binary>.json`.
+    pub binary: String,
     pub environment: Vec<(String, String)>,
 }
 
@@ -129,6 +144,7 @@ pub fn functions(table: &str, local: &DynamoLocal) -> Vec<Function> {
             environment.extend(local.environment());
             Function {
                 logical_id: function.logical_id,
+                binary: function.binary,
                 environment,
             }
         })
@@ -248,4 +264,143 @@ pub async fn seed_many(
         tokens.sort_by_key(|t| t.number);
     }
     seeded
+}
+
+// ---------- every function's event, for many warm invocations ----------
+
+/// Each function's `events/` file, adjusted so that invocation after invocation does real
+/// work: creates as a new user each time, revokes and deletes of tokens seeded for them, lists
+/// of a user with 22 tokens, get of a seeded token, the authorizer with one valid token,
+/// cleanup with nothing due, the `$default` route's 405. A function the list does not know
+/// gets its `events/<binary>.json` as it is. Shared by the memory and the invocation steps.
+pub struct WarmEvents {
+    get: Value,
+    authorizer: Value,
+    list_app_tokens: Value,
+    list_pats: Value,
+    create: Value,
+    create_pat: Value,
+    revoke: Value,
+    delete: Value,
+    to_revoke: Vec<Token>,
+    to_delete: Vec<Token>,
+}
+
+impl WarmEvents {
+    /// What the events do, for the steps' descriptions.
+    pub const DESCRIPTION: &'static str = "creates as a new user each time, revokes and deletes \
+        of seeded tokens, lists of a user with 22 tokens, get of a seeded token, the authorizer \
+        with one valid token, cleanup with nothing due, the `$default` route's 405";
+
+    /// Seeds `store` for `invocations` invocations of each function.
+    pub async fn seed(store: &Store, invocations: usize) -> Result<WarmEvents, String> {
+        let per_user = invocations.clamp(1, 100);
+        let users_needed = invocations.div_ceil(per_user);
+        harness::dynamodb_local::progress(&format!(
+            "bench: seeding {} tokens",
+            2 * invocations + 22
+        ));
+        let get = seed_get_event_token(store).await?;
+        let (authorizer, _) = seed_authorizer_event_token(store).await?;
+        seed_many(store, &["alice".to_owned()], 20).await;
+        let revoke_users: Vec<String> = (0..users_needed).map(|u| format!("revoke-{u}")).collect();
+        let delete_users: Vec<String> = (0..users_needed).map(|u| format!("delete-{u}")).collect();
+        let to_revoke = in_user_order(
+            seed_many(store, &revoke_users, per_user).await,
+            &revoke_users,
+        );
+        let to_delete = in_user_order(
+            seed_many(store, &delete_users, per_user).await,
+            &delete_users,
+        );
+        let list_all = |name: &str| {
+            let mut e = as_user(event(name), "alice");
+            e["rawQueryString"] = "".into();
+            if let Some(o) = e.as_object_mut() {
+                o.remove("queryStringParameters");
+            }
+            e
+        };
+        Ok(WarmEvents {
+            get,
+            authorizer,
+            list_app_tokens: list_all("list-app-tokens.json"),
+            list_pats: list_all("list-pats.json"),
+            create: event("create-app-token.json"),
+            create_pat: event("create-pat.json"),
+            revoke: event("revoke-app-token.json"),
+            delete: event("delete-pat.json"),
+            to_revoke,
+            to_delete,
+        })
+    }
+
+    /// The get event: a seeded token of alice's (the one `get_event_token` names).
+    pub fn get_event(&self) -> &Value {
+        &self.get
+    }
+
+    /// The `i`-th invocation's event for a function (`i` below the count seeded for), or
+    /// `None` when there is no `events/<binary>.json`.
+    pub fn nth(&self, function: &Function, i: usize) -> Option<Value> {
+        Some(match function.logical_id.as_str() {
+            "GetAppTokenFunction" => self.get.clone(),
+            "ListAppTokensFunction" => self.list_app_tokens.clone(),
+            "ListPatsFunction" => self.list_pats.clone(),
+            "CreateAppTokenFunction" => as_user(self.create.clone(), &format!("create-{i}")),
+            "CreatePatFunction" => {
+                let mut e = as_user(self.create_pat.clone(), &format!("create-pat-{i}"));
+                e["body"] = create_pat_body(&format!("bot {i}")).into();
+                e
+            }
+            "RevokeAppTokenFunction" => {
+                let token = self.to_revoke.get(i)?;
+                with_path_parameter(
+                    as_user(self.revoke.clone(), &token.user_id),
+                    "token_uuid",
+                    &token.uuid.to_string(),
+                )
+            }
+            "DeletePatFunction" => {
+                let token = self.to_delete.get(i)?;
+                with_path_parameter(
+                    as_user(self.delete.clone(), &token.user_id),
+                    "id",
+                    &token.number.to_string(),
+                )
+            }
+            "AuthorizerFunction" => self.authorizer.clone(),
+            _ => return event_file(&function.binary),
+        })
+    }
+}
+
+/// `events/<binary>.json`, when there is one.
+pub fn event_file(binary: &str) -> Option<Value> {
+    let name = format!("{binary}.json");
+    harness::workspace_root()
+        .join("events")
+        .join(&name)
+        .is_file()
+        .then(|| event(&name))
+}
+
+/// Whether a function answered its warm event as it should: a 2xx HTTP answer, an authorizer's
+/// allow, a cleanup's summary; for the `$default` route, its 405 (or 404).
+pub fn answered_as_expected(function: &Function, answer: &Value) -> bool {
+    if let Some(status) = answer["statusCode"].as_u64() {
+        return match function.logical_id.as_str() {
+            "FallbackFunction" => status == 405 || status == 404,
+            _ => (200..300).contains(&status),
+        };
+    }
+    answer["isAuthorized"] == true || answer["deleted"].is_u64()
+}
+
+/// Tokens in user order, each user's in the order of their numbers.
+fn in_user_order(mut seeded: HashMap<String, Vec<Token>>, users: &[String]) -> Vec<Token> {
+    users
+        .iter()
+        .flat_map(|u| seeded.remove(u).unwrap_or_default())
+        .collect()
 }

@@ -1,0 +1,136 @@
+//! What the steps read from `/proc`: which process is which (the runtime emulators and the
+//! function processes they start), and the CPU time a process has used.
+
+/// One process: its id, its parent's, and its command line.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub argv: Vec<String>,
+}
+
+impl Process {
+    /// Whether the program's file name (`argv[0]`'s last component) is `name`.
+    pub fn is(&self, name: &str) -> bool {
+        self.argv
+            .first()
+            .is_some_and(|a| a.rsplit('/').next() == Some(name))
+    }
+}
+
+/// Every process on the machine, as far as `/proc` shows it now.
+pub fn processes() -> Vec<Process> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let ppid = stat_fields(pid)?.get(1)?.parse().ok()?;
+            Some(Process { pid, ppid, argv })
+        })
+        .collect()
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may itself hold spaces and
+/// parentheses): `[0]` is the state, `[1]` the parent, `[11]` utime, `[12]` stime.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The runtime emulator listening on this invoke port.
+pub fn rie_pid(invoke_port: u16) -> Option<u32> {
+    let address = format!("127.0.0.1:{invoke_port}");
+    processes()
+        .into_iter()
+        .find(|p| p.is("aws-lambda-rie") && p.argv.contains(&address))
+        .map(|p| p.pid)
+}
+
+/// The emulator listening on this invoke port, then its child: the function's process.
+pub fn bootstrap_pid(invoke_port: u16) -> Option<u32> {
+    let rie = rie_pid(invoke_port)?;
+    processes()
+        .into_iter()
+        .find(|p| p.ppid == rie && p.is("bootstrap"))
+        .map(|p| p.pid)
+}
+
+/// CPU time a process has used so far, all its threads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpu {
+    /// utime + stime of `/proc/<pid>/stat`, in microseconds (kept in clock ticks, 10 ms, by
+    /// the kernel; threads that ended are included).
+    pub stat_us: f64,
+    /// The sum of `/proc/<pid>/task/*/schedstat`'s time on CPU, in microseconds (nanosecond
+    /// resolution; threads that ended are missing). `None` without schedstat in the kernel.
+    pub sched_us: Option<f64>,
+}
+
+/// None at all, measured both ways (what a process not yet started has used).
+impl Default for Cpu {
+    fn default() -> Cpu {
+        Cpu {
+            stat_us: 0.0,
+            sched_us: Some(0.0),
+        }
+    }
+}
+
+impl Cpu {
+    /// The finer figure when the kernel has it, else utime + stime.
+    pub fn us(&self) -> f64 {
+        self.sched_us.unwrap_or(self.stat_us)
+    }
+
+    pub fn minus(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            stat_us: self.stat_us - before.stat_us,
+            // A thread that ended in between takes its time out of the sum: then only
+            // utime + stime is right.
+            sched_us: match (self.sched_us, before.sched_us) {
+                (Some(a), Some(b)) if a >= b => Some(a - b),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // USER_HZ: 100 on every Linux architecture this runs on; /proc reports in it.
+    100.0
+}
+
+/// The CPU a process has used so far (`None`: it is gone).
+pub fn cpu(pid: u32) -> Option<Cpu> {
+    let fields = stat_fields(pid)?;
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let stat_us = ticks / clock_ticks_per_second() * 1e6;
+    let sched_us = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()
+        .map(|tasks| {
+            tasks
+                .filter_map(|task| {
+                    let path = task.ok()?.path().join("schedstat");
+                    let text = std::fs::read_to_string(path).ok()?;
+                    text.split_whitespace().next()?.parse::<f64>().ok()
+                })
+                .sum::<f64>()
+                / 1000.0
+        })
+        .filter(|us| *us > 0.0);
+    Some(Cpu { stat_us, sched_us })
+}
