@@ -1,6 +1,7 @@
 //! Item 7: requests per second and latency through the local server (`./scripts/run`): the
-//! authorizer and the Unleash list route, each a real `bootstrap` under the runtime emulator,
-//! with concurrent keep-alive HTTP/1.1 clients on loopback. A small client of our own (tokio,
+//! Unleash list route (and the authorizer when template.yaml puts it in front), each a real
+//! `bootstrap` under the runtime emulator, with concurrent keep-alive HTTP/1.1 clients on
+//! loopback. A small client of our own (tokio,
 //! raw HTTP/1.1), so the benchmark needs nothing installed.
 
 use crate::support::{conditions, percentile, Options, Section, Verdict};
@@ -10,19 +11,19 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const PATH: &str = "/api/admin/user/tokens";
+pub const PATH: &str = "/api/admin/user/tokens";
 const CONNECTIONS: usize = 16;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Target {
+pub struct Target {
     /// `host:port`
-    authority: String,
+    pub authority: String,
     /// Path prefix of the base URL, without a trailing slash.
-    prefix: String,
+    pub prefix: String,
 }
 
 impl Target {
-    fn parse(base_url: &str) -> Result<Target, String> {
+    pub fn parse(base_url: &str) -> Result<Target, String> {
         let rest = base_url
             .strip_prefix("http://")
             .ok_or_else(|| format!("{base_url}: only http:// on loopback is supported"))?;
@@ -55,7 +56,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
              it exists and passes its URL and credentials).",
         );
         section.verdicts.push(Verdict::new(
-            "throughput, authorizer + list",
+            "throughput, PAT-authenticated list",
             "reported",
             "not run",
             None,
@@ -65,7 +66,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let target = Target::parse(base_url)?;
     let pat = match (&options.pat, &options.jwt) {
         (Some(pat), _) => pat.clone(),
-        (None, Some(jwt)) => create_pat(&target, jwt).await?,
+        (None, Some(jwt)) => create_pat(&target, jwt, "bench load").await?,
         (None, None) => return Err("load: give --pat or --jwt with --base-url".into()),
     };
     let request = Arc::new(
@@ -88,12 +89,12 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
     section.paragraph(format!(
         "`GET {PATH}` with `Authorization: Bearer <PAT>` through `./scripts/run --in-memory` \
-         (its default of 2 runtime emulators per function; every request runs the \
-         authorizer's `bootstrap`, then the list route's, DynamoDB Local in memory; the user \
-         holds one token). {CONNECTIONS} \
+         (its default of 2 runtime emulators per function; every request runs {}, DynamoDB \
+         Local in memory; the user holds one token). {CONNECTIONS} \
          concurrent keep-alive connections for {seconds} s after {:.1} s of warm-up, from a \
          tokio HTTP/1.1 client in the same machine (it competes for the same {} CPUs). Latency \
          is per request, from writing it to reading the whole answer.",
+        what_runs(),
         warm_up.as_secs_f64(),
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -129,7 +130,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         section.paragraph(format!("First non-200 answer: {status}."));
     }
     section.verdicts.push(Verdict::new(
-        "throughput, authorizer + list, 16 connections",
+        "throughput, PAT-authenticated list, 16 connections",
         "reported (no target)",
         format!(
             "{rate:.0} req/s, p50 {}, p99 {}, {} non-200",
@@ -148,13 +149,27 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     Ok(section)
 }
 
-/// Creates a PAT through the server with a session JWT, and returns its secret.
-async fn create_pat(target: &Target, jwt: &str) -> Result<String, String> {
+/// What a request to the list runs, as template.yaml routes it.
+fn what_runs() -> &'static str {
+    let behind_authorizer = harness::template::Template::load()
+        .http_routes()
+        .iter()
+        .any(|r| r.method == "GET" && r.path == PATH && r.authorizer.is_some());
+    if behind_authorizer {
+        "the authorizer's `bootstrap`, then the list route's"
+    } else {
+        "the list route's `bootstrap`, which authenticates the PAT itself"
+    }
+}
+
+/// Creates a PAT (described `<what> <now in ms>`) through the server with a session JWT, and
+/// returns its secret.
+pub async fn create_pat(target: &Target, jwt: &str, what: &str) -> Result<String, String> {
     let expires = (chrono::Utc::now() + chrono::Duration::days(1))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
     let body = json!({
-        "description": format!("bench {}", chrono::Utc::now().timestamp_millis()),
+        "description": format!("{what} {}", chrono::Utc::now().timestamp_millis()),
         "expiresAt": expires,
     })
     .to_string();
@@ -285,14 +300,17 @@ async fn connection(authority: String, request: Arc<Vec<u8>>, until: Instant) ->
     run
 }
 
-struct Answer {
-    status: u16,
-    keep_alive: bool,
-    body: Vec<u8>,
+pub struct Answer {
+    pub status: u16,
+    pub keep_alive: bool,
+    pub body: Vec<u8>,
 }
 
 /// Reads one HTTP/1.1 response (Content-Length, chunked, or until close).
-async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Answer> {
+pub async fn read_response(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Answer> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let head_end = loop {
         if let Some(at) = find(buffer, b"\r\n\r\n") {

@@ -1,4 +1,4 @@
-//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-8 of
+//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-9 of
 //! docs/benchmarks.md), and the report that gathers them with the criterion figures (item 4).
 //! `./scripts/bench` builds and runs this; by hand:
 //!
@@ -9,13 +9,15 @@
 //! ```
 //!
 //! Steps: `sizes`, `cold`, `rss`, `cpu` (reads criterion's output), `requests`, `cleanup`,
-//! `invocation`, `load` (through the local server at `--base-url`), `report`. Each writes
-//! `DIR/<item>.md` and `DIR/<item>.json` (its verdicts), some `DIR/<item>.data.json` (figures
-//! for later steps); `report` joins them into FILE with a description of the machine.
+//! `invocation`, `e2e` and `load` (these two through the local server at `--base-url`),
+//! `report`. Each writes `DIR/<item>.md` and `DIR/<item>.json` (its verdicts), some
+//! `DIR/<item>.data.json` (figures for later steps); `report` joins them into FILE with a
+//! description of the machine.
 
 mod cleanup;
 mod cold;
 mod cpu;
+mod e2e;
 mod invocation;
 mod load;
 mod procfs;
@@ -57,6 +59,7 @@ fn main() {
                 "requests" => requests::run(&options).await.map(Some),
                 "cleanup" => cleanup::run(&options).await.map(Some),
                 "invocation" => invocation::run(&options).await.map(Some),
+                "e2e" => e2e::run(&options).await.map(Some),
                 "load" => load::run(&options).await.map(Some),
                 "report" => support::write_report(&options).map(|()| None),
                 other => Err(format!("unknown step {other:?}")),

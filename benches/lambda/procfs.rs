@@ -1,5 +1,9 @@
 //! What the steps read from `/proc`: which process is which (the runtime emulators and the
-//! function processes they start), and the CPU time a process has used.
+//! function processes they start, the local server's children), and the CPU time a process has
+//! used.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// One process: its id, its parent's, and its command line.
 #[derive(Debug, Clone)]
@@ -15,6 +19,14 @@ impl Process {
         self.argv
             .first()
             .is_some_and(|a| a.rsplit('/').next() == Some(name))
+    }
+
+    /// A runtime emulator's function: the folder its `bootstrap` argument is in (the binary's
+    /// name in the local server's layout, the logical id in `sam build`'s).
+    pub fn emulated_function(&self) -> Option<String> {
+        let bootstrap = self.argv.last()?;
+        let dir = std::path::Path::new(bootstrap).parent()?;
+        Some(dir.file_name()?.to_string_lossy().into_owned())
     }
 }
 
@@ -69,6 +81,67 @@ pub fn bootstrap_pid(invoke_port: u16) -> Option<u32> {
         .map(|p| p.pid)
 }
 
+/// `pid` and every process below it.
+pub fn descendants(pid: u32) -> Vec<Process> {
+    let all = processes();
+    let mut children: HashMap<u32, Vec<&Process>> = HashMap::new();
+    for p in &all {
+        children.entry(p.ppid).or_default().push(p);
+    }
+    let mut found: Vec<Process> = all.iter().filter(|p| p.pid == pid).cloned().collect();
+    let mut next = vec![pid];
+    // Bounded: each process is visited once, as the tree has no cycles.
+    while let Some(parent) = next.pop() {
+        for child in children.get(&parent).into_iter().flatten() {
+            found.push((*child).clone());
+            next.push(child.pid);
+        }
+    }
+    found
+}
+
+/// The process listening on `127.0.0.1:port` (or any address on that port), from the
+/// socket's inode in `/proc/net/tcp*` and the process holding it.
+pub fn listening_pid(port: u16) -> Option<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let listening = *state == "0A";
+            let on_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            if listening && on_port {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    processes().into_iter().map(|p| p.pid).find(|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
+/// Where a process's standard output goes (the runtime emulators write their log there).
+pub fn stdout_path(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/fd/1")).ok()
+}
+
 /// CPU time a process has used so far, all its threads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cpu {
@@ -103,6 +176,16 @@ impl Cpu {
             // utime + stime is right.
             sched_us: match (self.sched_us, before.sched_us) {
                 (Some(a), Some(b)) if a >= b => Some(a - b),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn plus(&self, other: &Cpu) -> Cpu {
+        Cpu {
+            stat_us: self.stat_us + other.stat_us,
+            sched_us: match (self.sched_us, other.sched_us) {
+                (Some(a), Some(b)) => Some(a + b),
                 _ => None,
             },
         }

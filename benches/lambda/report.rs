@@ -103,7 +103,7 @@ impl Section {
     }
 }
 
-const TITLES: [&str; 8] = [
+const TITLES: [&str; 9] = [
     "Binary size",
     "Cold start",
     "Peak memory",
@@ -112,6 +112,7 @@ const TITLES: [&str; 8] = [
     "Cleanup scaling",
     "Throughput through the local server",
     "Warm invocation CPU",
+    "End to end through the local server",
 ];
 
 /// Joins the sections into the report, with the machine described and a summary of targets.

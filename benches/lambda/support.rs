@@ -32,7 +32,7 @@ pub struct Options {
     pub steps: Vec<String>,
 }
 
-pub const ALL_STEPS: [&str; 9] = [
+pub const ALL_STEPS: [&str; 10] = [
     "sizes",
     "cold",
     "rss",
@@ -40,6 +40,7 @@ pub const ALL_STEPS: [&str; 9] = [
     "requests",
     "cleanup",
     "invocation",
+    "e2e",
     "load",
     "report",
 ];
@@ -48,7 +49,7 @@ impl Options {
     pub const USAGE: &'static str = "usage: lambda [--short] [--out DIR] [--report FILE] \
         [--criterion DIR] [--build-note TEXT] [--base-url URL (--pat SECRET | --jwt TOKEN)] \
         [--cleanup-sizes N,N,...] [--baselines DIR] [STEP...]\nsteps: sizes cold rss cpu requests \
-        cleanup invocation load report (default: all)";
+        cleanup invocation e2e load report (default: all)";
 
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         let target = std::env::var_os("CARGO_TARGET_DIR")
