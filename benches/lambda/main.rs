@@ -1,4 +1,4 @@
-//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-9 of
+//! The benchmarks that need real processes and DynamoDB Local (items 1-3 and 5-10 of
 //! docs/benchmarks.md), and the report that gathers them with the criterion figures (item 4).
 //! `./scripts/bench` builds and runs this; by hand:
 //!
@@ -9,13 +9,14 @@
 //! ```
 //!
 //! Steps: `sizes`, `cold`, `rss`, `cpu` (reads criterion's output), `requests`, `cleanup`,
-//! `invocation`, `e2e` and `load` (these two through the local server at `--base-url`),
-//! `report`. Each writes `DIR/<item>.md` and `DIR/<item>.json` (its verdicts), some
-//! `DIR/<item>.data.json` (figures for later steps); `report` joins them into FILE with a
-//! description of the machine.
+//! `invocation`, `e2e` and `load` (these two through the local server at `--base-url`), `cost`
+//! (reads what `requests` and `invocation` saved), `report`. Each writes `DIR/<item>.md` and
+//! `DIR/<item>.json` (its verdicts), some `DIR/<item>.data.json` (figures for later steps);
+//! `report` joins them into FILE with a description of the machine.
 
 mod cleanup;
 mod cold;
+mod cost;
 mod cpu;
 mod e2e;
 mod invocation;
@@ -61,6 +62,7 @@ fn main() {
                 "invocation" => invocation::run(&options).await.map(Some),
                 "e2e" => e2e::run(&options).await.map(Some),
                 "load" => load::run(&options).await.map(Some),
+                "cost" => cost::run(&options).map(Some),
                 "report" => support::write_report(&options).map(|()| None),
                 other => Err(format!("unknown step {other:?}")),
             }

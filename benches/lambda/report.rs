@@ -103,7 +103,13 @@ impl Section {
     }
 }
 
-const TITLES: [&str; 9] = [
+/// The figures an earlier step of this run saved for `item` (`None`: it did not run).
+pub fn load_data(dir: &Path, item: u8) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{item}.data.json"))).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+const TITLES: [&str; 10] = [
     "Binary size",
     "Cold start",
     "Peak memory",
@@ -113,6 +119,7 @@ const TITLES: [&str; 9] = [
     "Throughput through the local server",
     "Warm invocation CPU",
     "End to end through the local server",
+    "Cost per million requests",
 ];
 
 /// Joins the sections into the report, with the machine described and a summary of targets.

@@ -3,7 +3,7 @@
 //! `report.rs` (re-exported here, so a step imports from one place).
 
 pub use crate::report::{
-    conditions, median, met, mib, ms, percentile, write_report, Section, Verdict,
+    conditions, load_data, median, met, mib, ms, percentile, write_report, Section, Verdict,
 };
 use chrono::{DateTime, Duration, Utc};
 use harness::fresh::{fresh_app, FreshApp};
@@ -32,7 +32,7 @@ pub struct Options {
     pub steps: Vec<String>,
 }
 
-pub const ALL_STEPS: [&str; 10] = [
+pub const ALL_STEPS: [&str; 11] = [
     "sizes",
     "cold",
     "rss",
@@ -42,6 +42,7 @@ pub const ALL_STEPS: [&str; 10] = [
     "invocation",
     "e2e",
     "load",
+    "cost",
     "report",
 ];
 
@@ -49,7 +50,7 @@ impl Options {
     pub const USAGE: &'static str = "usage: lambda [--short] [--out DIR] [--report FILE] \
         [--criterion DIR] [--build-note TEXT] [--base-url URL (--pat SECRET | --jwt TOKEN)] \
         [--cleanup-sizes N,N,...] [--baselines DIR] [STEP...]\nsteps: sizes cold rss cpu requests \
-        cleanup invocation e2e load report (default: all)";
+        cleanup invocation e2e load cost report (default: all)";
 
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         let target = std::env::var_os("CARGO_TARGET_DIR")
