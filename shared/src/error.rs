@@ -38,8 +38,9 @@ pub enum ApiError {
     NameExists(String),
     #[error("Too many tokens ({cap}) already exist for this user.")]
     CapReached { cap: u32 },
-    #[error("Method {0} is not allowed on this route")]
-    MethodNotAllowed(String),
+    /// `allow`: the methods the path has, for the `Allow` header.
+    #[error("Method {method} is not allowed on this route")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("The token store is temporarily unavailable; retry shortly")]
     Unavailable,
     #[error("Internal error")]
@@ -137,7 +138,7 @@ pub fn quay_response(error: &ApiError, host: Option<&str>) -> Response<Body> {
         }
         ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", error.to_string()),
         ApiError::NameExists(_) => (StatusCode::CONFLICT, "invalid_request", error.to_string()),
-        ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", error.to_string()),
+        ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", error.to_string()),
         ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", error.to_string()),
         ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", error.to_string()),
     };
@@ -176,7 +177,7 @@ pub fn unleash_response(error: &ApiError) -> Response<Body> {
             "OperationDeniedError",
             format!("Too many PATs ({cap}) already exist for this user."),
         ),
-        ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError", error.to_string()),
+        ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError", error.to_string()),
         ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", error.to_string()),
         ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", error.to_string()),
     };
@@ -204,7 +205,7 @@ pub const MISSING_CREDENTIALS_CHALLENGE: &str =
     "Bearer realm=\"token-service\", Basic realm=\"token-service\", charset=\"UTF-8\"";
 pub const INVALID_CREDENTIALS_CHALLENGE: &str = "Bearer realm=\"token-service\", error=\"invalid_token\", Basic realm=\"token-service\", charset=\"UTF-8\"";
 
-/// RFC 6750 challenges, and `Retry-After` for 503s.
+/// RFC 6750 challenges, `Allow` for 405s and `Retry-After` for 503s.
 fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response<Body> {
     let headers = response.headers_mut();
     match error {
@@ -228,6 +229,11 @@ fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response
         }
         ApiError::Unavailable => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        ApiError::MethodNotAllowed { allow, .. } => {
+            if let Ok(value) = HeaderValue::from_str(allow) {
+                headers.insert(header::ALLOW, value);
+            }
         }
         _ => {}
     }

@@ -1,6 +1,7 @@
 //! The `$default` route: every request that no other route of `template.yaml` takes. A known
-//! path asked with another method is a 405 with `Allow`; an unknown path under a dialect's
-//! prefix is that dialect's 404; anything else is API Gateway's own 404 body. It reads no
+//! path asked with another method is a 405 with `Allow` (in the dialect's body under its prefix,
+//! else `{"message": "Method Not Allowed"}`); an unknown path under a dialect's prefix is that
+//! dialect's 404; anything else is API Gateway's own 404 body. It reads no
 //! credentials and no table: it only says what exists.
 
 use crate::error::{self, ApiError};
@@ -11,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
-pub const ROUTES: [(&str, &str); 8] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("POST", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken/{token_uuid}"),
@@ -20,6 +21,7 @@ pub const ROUTES: [(&str, &str); 8] = [
     ("GET", "/api/admin/user/tokens"),
     ("DELETE", "/api/admin/user/tokens/{id}"),
     ("GET", "/example/whoami"),
+    ("GET", "/api/openapi.json"),
 ];
 
 const QUAY_PREFIX: &str = "/api/v1/";
@@ -37,19 +39,29 @@ pub async fn fallback(request: Request) -> Response<Body> {
     let error = if allowed.is_empty() {
         ApiError::NotFound(format!("No route for {method} {}", shown(path)))
     } else {
-        ApiError::MethodNotAllowed(method.to_owned())
+        ApiError::MethodNotAllowed {
+            method: method.to_owned(),
+            allow: allowed.join(", "),
+        }
     };
     let mut response = if path.starts_with(QUAY_PREFIX) {
         error::quay_response(&error, host(&request).as_deref())
     } else if path.starts_with(UNLEASH_PREFIX) {
         error::unleash_response(&error)
-    } else {
+    } else if allowed.is_empty() {
         json_response(StatusCode::NOT_FOUND, &json!({"message": "Not Found"}))
+    } else {
+        json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"message": "Method Not Allowed"}),
+        )
     };
-    if !allowed.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
-            response.headers_mut().insert(header::ALLOW, value);
-        }
+    if let (false, Ok(value)) = (
+        allowed.is_empty(),
+        HeaderValue::from_str(&allowed.join(", ")),
+    ) {
+        // The dialects' bodies carry it already; API Gateway's own body gets it here.
+        response.headers_mut().insert(header::ALLOW, value);
     }
     response
 }

@@ -80,12 +80,17 @@ pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiErro
     }
 }
 
-/// Routes are bound to one method by API Gateway; a direct invoke with another is refused.
+/// Routes are bound to one method by API Gateway; a direct invoke with another is refused
+/// with a 405 whose `Allow` names the route's method (the `$default` route names every method
+/// a path has).
 pub fn require_method(request: &Request, expected: Method) -> Result<(), ApiError> {
     if request.method() == expected {
         Ok(())
     } else {
-        Err(ApiError::MethodNotAllowed(request.method().to_string()))
+        Err(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow: expected.to_string(),
+        })
     }
 }
 

@@ -19,6 +19,7 @@ pub mod fallback;
 pub mod http;
 pub mod identity;
 pub mod oidc;
+pub mod openapi;
 pub mod quay;
 pub mod response;
 pub mod store;

@@ -7,6 +7,7 @@ pub mod events;
 pub mod fresh;
 pub mod gateway;
 pub mod oidc;
+pub mod openapi;
 pub mod ports;
 pub mod rie;
 pub mod template;

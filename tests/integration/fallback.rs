@@ -33,6 +33,14 @@ async fn a_known_path_with_another_method_is_a_405_naming_the_methods() {
     let pat = ask("GET", "/api/admin/user/tokens/7").await;
     assert_unleash_error(&pat, 405, "MethodNotAllowedError");
     assert_eq!(pat.header("allow"), Some("DELETE"));
+
+    // Outside the dialects' prefixes, in API Gateway's words.
+    for path in ["/api/openapi.json", "/example/whoami"] {
+        let other = ask("POST", path).await;
+        assert_eq!(other.status, 405, "{path}: {}", other.text);
+        assert_eq!(other.json(), json!({"message": "Method Not Allowed"}));
+        assert_eq!(other.header("allow"), Some("GET"));
+    }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod cleanup;
 mod fallback;
 mod faults;
 mod local_run;
+mod openapi;
 mod quay;
 mod route_auth;
 mod sam_local;

@@ -31,7 +31,7 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 /// The order matters: get and revoke act on the first seeded token; the authorizer accepts the
 /// second one's secret, and so does list-pats (its event authenticates in process, as the
 /// bundle's routes do), before delete-pat deletes it.
-const ORDER: [&str; 11] = [
+const ORDER: [&str; 12] = [
     "get-app-token",
     "revoke-app-token",
     "authorizer",
@@ -43,6 +43,7 @@ const ORDER: [&str; 11] = [
     "cleanup",
     "fallback",
     "example-whoami",
+    "openapi",
 ];
 
 #[tokio::test]
@@ -51,7 +52,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 11,
+        functions.len() >= 12,
         "template lists {} functions",
         functions.len()
     );
@@ -208,6 +209,13 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
             json!({"user_id": "alice", "auth": "pat",
                    "token_uuid": "6b5aa827-cee5-4fbe-a434-4b7b8a245ca7", "scopes": []})
         ),
+        "openapi" => {
+            let served = http(200);
+            let text = std::fs::read_to_string(harness::workspace_root().join("openapi.yaml"))
+                .expect("openapi.yaml");
+            let document: Value = serde_yaml::from_str(&text).expect("openapi.yaml is YAML");
+            assert_eq!(served, document, "the served document is openapi.yaml");
+        }
         other => panic!("no expectation for {other}"),
     }
 }

@@ -63,7 +63,61 @@ impl TestEnv {
 pub use harness::events::{as_user, event, with_body};
 
 pub fn request(event: &Value) -> Request {
+    if let Some(route_key) = event["routeKey"].as_str() {
+        requested_route(route_key);
+    }
     lambda_http::request::from_str(&event.to_string()).expect("an API Gateway HTTP API event")
+}
+
+thread_local! {
+    /// The routes this test thread has made requests for, latest last.
+    static ROUTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+/// The same, from every thread (for tests whose tasks move between threads).
+static ANY_ROUTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn requested_route(route_key: &str) {
+    let remember = |routes: &mut Vec<String>| {
+        routes.retain(|r| r != route_key);
+        routes.push(route_key.to_owned());
+    };
+    ROUTES.with(|routes| remember(&mut routes.borrow_mut()));
+    remember(&mut ANY_ROUTES.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// Every answer is held to openapi.yaml: the operation of the request it answers (the latest
+/// documented route this thread requested; where tasks interleave, any route it requested).
+fn check_against_document(answer: &Answer) {
+    let mut routes = ROUTES.with(|routes| routes.borrow().clone());
+    if routes.is_empty() {
+        routes = ANY_ROUTES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    }
+    let document = harness::openapi::document();
+    let Some(latest) = routes.last().filter(|r| document.has_operation(r)) else {
+        // No route requested (an authorizer test), or `$default`: the fallback's answers
+        // have no operation of their own; its tests check them.
+        return;
+    };
+    let headers: HashMap<String, String> = answer
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let first = document.check(latest, answer.status, &headers, &answer.text);
+    if first.is_ok()
+        || routes.iter().rev().skip(1).any(|route| {
+            document
+                .check(route, answer.status, &headers, &answer.text)
+                .is_ok()
+        })
+    {
+        return;
+    }
+    if let Err(problem) = first {
+        panic!("an answer outside openapi.yaml: {problem}");
+    }
 }
 
 /// The event with no caller at all: no authorizer in its request context.
@@ -148,11 +202,13 @@ pub fn answer(response: Response<Body>) -> Answer {
         Body::Binary(b) => String::from_utf8(b).expect("utf-8 body"),
         _ => String::new(),
     };
-    Answer {
+    let answer = Answer {
         status: parts.status.as_u16(),
         headers: parts.headers,
         text,
-    }
+    };
+    check_against_document(&answer);
+    answer
 }
 
 /// Asserts a Quay ApiError body of this status and kind, and returns its detail.
