@@ -158,7 +158,10 @@ impl Document {
             .or_insert_with(|| {
                 let mut schema = self.root.clone();
                 // A URI fragment: the pointer's braces (path templates) percent-encoded.
-                let fragment = pointer.replace('%', "%25").replace('{', "%7B").replace('}', "%7D");
+                let fragment = pointer
+                    .replace('%', "%25")
+                    .replace('{', "%7B")
+                    .replace('}', "%7D");
                 schema["$ref"] = Value::String(format!("#{fragment}"));
                 let validator = jsonschema::draft202012::options()
                     .should_validate_formats(true)
