@@ -65,10 +65,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         let mut environment = local.environment();
         if name == MINIMAL_GETITEM {
             // The item get-app-token's event reads: the baseline's one GetItem reads it too.
-            let user = events.get_event()["requestContext"]["authorizer"]["lambda"]["user_id"]
-                .as_str()
-                .unwrap_or("alice")
-                .to_owned();
+            let user = events.get_user().to_owned();
             let uuid = events.get_event()["pathParameters"]["token_uuid"]
                 .as_str()
                 .and_then(|u| uuid::Uuid::parse_str(u).ok())

@@ -270,13 +270,22 @@ pub async fn seed_many(
 
 // ---------- every function's event, for many warm invocations ----------
 
+/// Creates a user makes in the warm events before the next user takes over: under the default
+/// cap of 100 live tokens, with the user's own PAT.
+const CREATES_PER_USER: usize = 90;
+
 /// Each function's `events/` file, adjusted so that invocation after invocation does real
-/// work: creates as a new user each time, revokes and deletes of tokens seeded for them, lists
-/// of a user with 22 tokens, get of a seeded token, the authorizer with one valid token,
-/// cleanup with nothing due, the `$default` route's 405. A function the list does not know
-/// gets its `events/<binary>.json` as it is. Shared by the memory and the invocation steps.
+/// work: creates (90 a user), revokes and deletes of tokens seeded for them, lists of a user
+/// with 22 tokens, get of a seeded token, the authorizer with one valid token, cleanup with
+/// nothing due, the `$default` route's 405. The caller is as template.yaml routes the function:
+/// behind the authorizer, its identity in the request context (as API Gateway passes the
+/// authorizer's answer); otherwise a seeded PAT of the user in the `Authorization` header, which
+/// the function checks itself (its `last used` already written for this throttle window, so a
+/// warm invocation makes the lookup alone). A function the list does not know gets its
+/// `events/<binary>.json` as it is. Shared by the memory and the invocation steps.
 pub struct WarmEvents {
     get: Value,
+    get_user: String,
     authorizer: Value,
     list_app_tokens: Value,
     list_pats: Value,
@@ -286,25 +295,34 @@ pub struct WarmEvents {
     delete: Value,
     to_revoke: Vec<Token>,
     to_delete: Vec<Token>,
+    /// `Bearer <PAT>` of each user the events act as.
+    credentials: HashMap<String, String>,
+    /// Functions template.yaml puts behind a Lambda authorizer.
+    behind_authorizer: Vec<String>,
 }
 
 impl WarmEvents {
     /// What the events do, for the steps' descriptions.
-    pub const DESCRIPTION: &'static str = "creates as a new user each time, revokes and deletes \
-        of seeded tokens, lists of a user with 22 tokens, get of a seeded token, the authorizer \
-        with one valid token, cleanup with nothing due, the `$default` route's 405";
+    pub const DESCRIPTION: &'static str = "creates (90 a user), revokes and deletes of seeded \
+        tokens, lists of a user with 22 tokens, get of a seeded token, the authorizer with one \
+        valid token, cleanup with nothing due, the `$default` route's 405; each route's caller \
+        a seeded PAT in the `Authorization` header, checked by the function itself (its `last \
+        used` already written for the throttle window), or, for a route template.yaml puts \
+        behind the authorizer, the identity in the request context";
 
     /// Seeds `store` for `invocations` invocations of each function.
     pub async fn seed(store: &Store, invocations: usize) -> Result<WarmEvents, String> {
         let per_user = invocations.clamp(1, 100);
         let users_needed = invocations.div_ceil(per_user);
+        let creators = invocations.div_ceil(CREATES_PER_USER);
         harness::dynamodb_local::progress(&format!(
             "bench: seeding {} tokens",
-            2 * invocations + 22
+            2 * invocations + 22 + 2 * (users_needed + creators) + 1
         ));
+        let get_user = "alice".to_owned();
         let get = seed_get_event_token(store).await?;
         let (authorizer, _) = seed_authorizer_event_token(store).await?;
-        seed_many(store, &["alice".to_owned()], 20).await;
+        seed_many(store, std::slice::from_ref(&get_user), 20).await;
         let revoke_users: Vec<String> = (0..users_needed).map(|u| format!("revoke-{u}")).collect();
         let delete_users: Vec<String> = (0..users_needed).map(|u| format!("delete-{u}")).collect();
         let to_revoke = in_user_order(
@@ -315,8 +333,35 @@ impl WarmEvents {
             seed_many(store, &delete_users, per_user).await,
             &delete_users,
         );
+        let mut users = vec![get_user.clone()];
+        users.extend(revoke_users);
+        users.extend(delete_users);
+        users.extend((0..creators).map(|u| format!("create-{u}")));
+        users.extend((0..creators).map(|u| format!("create-pat-{u}")));
+        let mut credentials = HashMap::new();
+        for user in users {
+            let secret = Secret::generate().map_err(|e| e.to_string())?;
+            let in_a_day = Some(Utc::now() + Duration::days(1));
+            seed_token(store, &user, Uuid::new_v4(), &secret.digest(), in_a_day).await;
+            let record = store
+                .find_secret(&secret.digest())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("a seeded PAT is not found")?;
+            store
+                .record_use(&record, Utc::now(), Duration::seconds(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            credentials.insert(user, format!("Bearer {}", secret.expose()));
+        }
+        let behind_authorizer = Template::load()
+            .http_routes()
+            .into_iter()
+            .filter(|r| r.authorizer.is_some())
+            .map(|r| r.function)
+            .collect();
         let list_all = |name: &str| {
-            let mut e = as_user(event(name), "alice");
+            let mut e = event(name);
             e["rawQueryString"] = "".into();
             if let Some(o) = e.as_object_mut() {
                 o.remove("queryStringParameters");
@@ -325,6 +370,7 @@ impl WarmEvents {
         };
         Ok(WarmEvents {
             get,
+            get_user,
             authorizer,
             list_app_tokens: list_all("list-app-tokens.json"),
             list_pats: list_all("list-pats.json"),
@@ -334,31 +380,66 @@ impl WarmEvents {
             delete: event("delete-pat.json"),
             to_revoke,
             to_delete,
+            credentials,
+            behind_authorizer,
         })
     }
 
-    /// The get event: a seeded token of alice's (the one `get_event_token` names).
+    /// The get event, with its caller in the authorizer's context.
     pub fn get_event(&self) -> &Value {
         &self.get
+    }
+
+    /// The user whose token the get event reads.
+    pub fn get_user(&self) -> &str {
+        &self.get_user
+    }
+
+    /// The event as `user` calls `function`: the authorizer's context when template.yaml puts
+    /// one in front of it, else the user's PAT.
+    fn as_caller(&self, function: &Function, event: Value, user: &str) -> Value {
+        if self.behind_authorizer.contains(&function.logical_id) {
+            return as_user(event, user);
+        }
+        let mut event = event;
+        if let Some(context) = event["requestContext"].as_object_mut() {
+            context.remove("authorizer");
+        }
+        event["headers"]["authorization"] = self
+            .credentials
+            .get(user)
+            .cloned()
+            .unwrap_or_default()
+            .into();
+        event
     }
 
     /// The `i`-th invocation's event for a function (`i` below the count seeded for), or
     /// `None` when there is no `events/<binary>.json`.
     pub fn nth(&self, function: &Function, i: usize) -> Option<Value> {
+        let creator = i / CREATES_PER_USER;
         Some(match function.logical_id.as_str() {
-            "GetAppTokenFunction" => self.get.clone(),
-            "ListAppTokensFunction" => self.list_app_tokens.clone(),
-            "ListPatsFunction" => self.list_pats.clone(),
-            "CreateAppTokenFunction" => as_user(self.create.clone(), &format!("create-{i}")),
+            "GetAppTokenFunction" => self.as_caller(function, self.get.clone(), &self.get_user),
+            "ListAppTokensFunction" => {
+                self.as_caller(function, self.list_app_tokens.clone(), &self.get_user)
+            }
+            "ListPatsFunction" => self.as_caller(function, self.list_pats.clone(), &self.get_user),
+            "CreateAppTokenFunction" => {
+                self.as_caller(function, self.create.clone(), &format!("create-{creator}"))
+            }
             "CreatePatFunction" => {
-                let mut e = as_user(self.create_pat.clone(), &format!("create-pat-{i}"));
+                let mut e = self.as_caller(
+                    function,
+                    self.create_pat.clone(),
+                    &format!("create-pat-{creator}"),
+                );
                 e["body"] = create_pat_body(&format!("bot {i}")).into();
                 e
             }
             "RevokeAppTokenFunction" => {
                 let token = self.to_revoke.get(i)?;
                 with_path_parameter(
-                    as_user(self.revoke.clone(), &token.user_id),
+                    self.as_caller(function, self.revoke.clone(), &token.user_id),
                     "token_uuid",
                     &token.uuid.to_string(),
                 )
@@ -366,7 +447,7 @@ impl WarmEvents {
             "DeletePatFunction" => {
                 let token = self.to_delete.get(i)?;
                 with_path_parameter(
-                    as_user(self.delete.clone(), &token.user_id),
+                    self.as_caller(function, self.delete.clone(), &token.user_id),
                     "id",
                     &token.number.to_string(),
                 )
