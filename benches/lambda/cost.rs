@@ -96,7 +96,8 @@ pub fn run(options: &Options) -> Result<Section, String> {
         };
         let mut invoked = vec![route.function.clone()];
         invoked.extend(authorizer.clone());
-        if known.is_some() || is_default {
+        // The bundle's own: its token routes, `$default`, anything else under /api/.
+        if known.is_some() || is_default || route.path.starts_with("/api/") {
             bundle_routes += 1;
             if invoked.len() > 1 {
                 bundle_with_two.push(label(&route.method, &route.path));
