@@ -2,7 +2,10 @@
 //! time, so the function serving it (`crate::openapi`) parses nothing at run time.
 
 fn main() {
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
+    // Read at run time, not with `env!`: cargo reuses a compiled build script for a clone at
+    // another path that shares the target directory, and `env!` would keep the first clone's.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let source = std::path::Path::new(&manifest_dir).join("../openapi.yaml");
     println!("cargo:rerun-if-changed={}", source.display());
     let text = std::fs::read_to_string(&source)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display()));
