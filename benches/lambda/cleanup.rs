@@ -88,6 +88,7 @@ impl Population {
             created: self.now - Duration::days(40),
             expires: due.map(|at| at - self.grace),
             last_used: None,
+            scopes: None,
         };
         let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
         let mut item = TokenItem::new(&token, &digest, self.grace);

@@ -162,6 +162,72 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
         why: "one strongly consistent GetItem by (user, uuid)".into(),
     });
 
+    // rotate: the get event's token by uuid, a numbered one by id, a PAT rotating itself
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::rotation::rotate_app_token(
+            app,
+            request(&as_user(event("rotate-app-token.json"), "alice")),
+        ),
+    )
+    .await?;
+    expect("rotate", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "rotate (Quay, by uuid)".into(),
+        counts,
+        minimum: 2,
+        why: "GetItem for the current digest, then one TransactWriteItems: the token's new digest \
+              (on the condition it is still the one read), the new lookup record, the old one's \
+              end of grace"
+            .into(),
+    });
+    let numbered = seed_many(&app.store, &["rot".to_owned()], 1).await;
+    let rotate_pat = with_path_parameter(
+        as_user(event("rotate-pat.json"), "rot"),
+        "id",
+        &numbered["rot"][0].number.to_string(),
+    );
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::rotation::rotate_pat(app, request(&rotate_pat)),
+    )
+    .await?;
+    expect("Unleash rotate", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "rotate (Unleash, by integer id)".into(),
+        counts,
+        minimum: 2,
+        why: "Query of `by_number` (the whole token), then the same one TransactWriteItems".into(),
+    });
+    let own = Secret::generate().map_err(|e| e.to_string())?;
+    seed_token(
+        &app.store,
+        "self",
+        Uuid::new_v4(),
+        &own.digest(),
+        Some(Utc::now() + Duration::days(1)),
+    )
+    .await;
+    let mut rotate_self = event("rotate-self.json");
+    rotate_self["headers"]["authorization"] = format!("Bearer {}", own.expose()).into();
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::rotation::rotate_self(app, request(&rotate_self)),
+    )
+    .await?;
+    expect("self rotate", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "rotate itself (a PAT's first use in the window)".into(),
+        counts,
+        minimum: 4,
+        why: "authenticating: GetItem of the lookup record + its `last used` TransactWriteItems; \
+              then the rotation's GetItem + TransactWriteItems"
+            .into(),
+    });
+
     // revoke
     let (r, counts) = count(
         &env,
@@ -244,6 +310,32 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             counts,
             minimum,
             why: why.into(),
+        });
+    }
+    // The same token under the deployer's scope rules (AUTHORIZER_ROUTE_SCOPES): the lookup
+    // record carries the scopes, so a rule costs no request.
+    let mut scoped = authorizer.clone();
+    scoped.config.scopes = shared::tokens::scopes::ScopeSettings::parse(
+        None,
+        None,
+        Some(r#"{"GET /reports": "repo:read", "DELETE /reports": "super:user"}"#),
+    )
+    .map_err(|(_, e)| e)?;
+    for (route, allowed) in [("GET /reports", true), ("DELETE /reports", false)] {
+        let mut request = accept.clone();
+        request.route_key = Some(route.into());
+        let (answer, counts) = count(&env, &meter, authorize(&scoped, request)).await?;
+        if answer.map_err(|e| e.to_string())?.is_authorized != allowed {
+            return Err(format!("{route}: expected allowed = {allowed}"));
+        }
+        let verdict = if allowed { "holds" } else { "lacks" };
+        rows.push(Counted {
+            operation: format!(
+                "authorize under a route scope rule (the token {verdict} the scope)"
+            ),
+            counts,
+            minimum: 1,
+            why: "the GetItem only: the lookup record carries the token's scopes".into(),
         });
     }
     let mut text = secret.expose().to_owned();

@@ -225,6 +225,7 @@ pub async fn seed_token(
                 title: format!("seeded {uuid}"),
                 created: now - Duration::days(1),
                 expires,
+                scopes: None,
             },
             digest,
             10_000,

@@ -71,6 +71,7 @@ fn token_item(uuid: Uuid, number: u64, now: DateTime<Utc>) -> (TokenItem, Secret
         created: now - Duration::days(3),
         expires: Some(now + Duration::days(30)),
         last_used: Some(now - Duration::seconds(10)),
+        scopes: Some(vec!["repo:read".into(), "user:read".into()]),
     };
     let item = TokenItem::new(&token, &secret.digest(), Duration::days(1));
     (item, secret)
@@ -164,7 +165,7 @@ fn routes(c: &mut Criterion) {
     let list_pats = event("list-pats.json", |e| {
         e["requestContext"]["authorizer"] = serde_json::json!({"lambda": {
             "user_id": "alice", "auth": "pat",
-            "token_uuid": "0b6f3c1e-5d2a-4f8e-9c7b-1a2b3c4d5e6f", "scopes": ""}});
+            "token_uuid": "0b6f3c1e-5d2a-4f8e-9c7b-1a2b3c4d5e6f", "scopes": "user:admin"}});
     });
     let get = event("get-app-token.json", |_| {});
     let revoke = event("revoke-app-token.json", |_| {});

@@ -2,15 +2,22 @@
 //! once at cold start.
 
 use crate::config::{Config, ConfigError};
+use crate::error::ApiError;
+use crate::identity::Caller;
 use crate::oidc::{JwtVerifier, OidcSettings};
 use crate::store::{NewToken, Store, TitleRule};
+use crate::tokens::scopes::ScopeError;
 use crate::tokens::{IssuedToken, Secret};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// A create may list at most this many scopes (repeats included).
+pub const MAX_REQUESTED_SCOPES: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -83,19 +90,56 @@ impl App {
         Ok(App::new(store, config, jwt))
     }
 
+    /// The scopes a new token of `caller` gets from a create body's `scopes` (absent or null:
+    /// the deployment's default within what the caller may grant). 400 for a value that is not
+    /// an array of strings or names an unknown scope; 403 naming a scope the caller cannot grant.
+    pub fn new_token_scopes(
+        &self,
+        caller: &Caller,
+        requested: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        const SHAPE: &str = "'scopes' must be an array of scope names";
+        let requested: Option<Vec<String>> = match requested {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) if items.len() <= MAX_REQUESTED_SCOPES => Some(
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| ApiError::bad_field("scopes", SHAPE))?,
+            ),
+            Some(_) => return Err(ApiError::bad_field("scopes", SHAPE)),
+        };
+        let settings = &self.config.scopes;
+        settings
+            .for_new_token(requested.as_deref(), &caller.grantable(settings))
+            .map_err(|e| match e {
+                ScopeError::Unknown(scope) => ApiError::bad_field(
+                    "scopes",
+                    format!(
+                        "Unknown scope {scope:?}; known scopes: {}",
+                        settings.known.join(", ")
+                    ),
+                ),
+                ScopeError::NotGrantable(scope) => ApiError::CannotGrant(scope),
+            })
+    }
+
     /// Generates a secret and stores the token under the caller's cap, with the dialect's rule
-    /// for titles. `expires` has already been checked against the lifetime rules by the dialect.
+    /// for titles. `expires` has already been checked against the lifetime rules by the dialect,
+    /// and `scopes` by [`Self::new_token_scopes`].
     pub async fn issue(
         &self,
         user_id: &str,
         title: String,
         expires: Option<DateTime<Utc>>,
+        scopes: Vec<String>,
         rule: TitleRule,
         now: DateTime<Utc>,
-    ) -> Result<IssuedToken, crate::error::ApiError> {
+    ) -> Result<IssuedToken, ApiError> {
         let secret = Secret::generate().map_err(|e| {
             tracing::error!(error = %e, "cannot generate a secret");
-            crate::error::ApiError::Internal
+            ApiError::Internal
         })?;
         let new = NewToken {
             user_id: user_id.to_owned(),
@@ -103,6 +147,7 @@ impl App {
             title,
             created: crate::tokens::truncate_to_millis(now),
             expires: expires.map(crate::tokens::truncate_to_millis),
+            scopes: Some(scopes),
         };
         let token = self
             .store

@@ -1,6 +1,7 @@
 //! Configuration, read once at cold start from the environment the template declares.
 //! A bad value stops the function at init with a message naming the variable.
 
+use crate::tokens::scopes::ScopeSettings;
 use chrono::Duration;
 use std::collections::HashMap;
 
@@ -72,6 +73,10 @@ pub struct Config {
     pub ttl_grace: Duration,
     /// `last used` is written at most once per this window per token.
     pub last_used_throttle: Duration,
+    /// The longest `grace` a rotation may give the secret it replaces.
+    pub max_rotation_grace: Duration,
+    /// The scope vocabulary, the default of a create, and the authorizer's route rules.
+    pub scopes: ScopeSettings,
 }
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -80,6 +85,13 @@ pub const MAX_TOKEN_LIFETIME: &str = "MAX_TOKEN_LIFETIME";
 pub const MAX_TOKENS_PER_USER: &str = "MAX_TOKENS_PER_USER";
 pub const TOKEN_TTL_GRACE: &str = "TOKEN_TTL_GRACE";
 pub const LAST_USED_THROTTLE: &str = "LAST_USED_THROTTLE";
+pub const MAX_ROTATION_GRACE: &str = "MAX_ROTATION_GRACE";
+/// Space-separated scopes the deployment adds to Quay's.
+pub const TOKEN_SCOPES: &str = "TOKEN_SCOPES";
+/// Space-separated scopes a create without `scopes` asks for (unset: all the creator may grant).
+pub const DEFAULT_TOKEN_SCOPES: &str = "DEFAULT_TOKEN_SCOPES";
+/// JSON object: route key → the scopes (any one) the authorizer requires for it.
+pub const AUTHORIZER_ROUTE_SCOPES: &str = "AUTHORIZER_ROUTE_SCOPES";
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -123,6 +135,16 @@ impl Config {
         };
         let ttl_grace = duration(TOKEN_TTL_GRACE, "1d")?;
         let last_used_throttle = duration(LAST_USED_THROTTLE, "60s")?;
+        let max_rotation_grace = duration(MAX_ROTATION_GRACE, "7d")?;
+        let scopes = ScopeSettings::parse(
+            get(TOKEN_SCOPES),
+            get(DEFAULT_TOKEN_SCOPES),
+            get(AUTHORIZER_ROUTE_SCOPES),
+        )
+        .map_err(|(at, problem)| ConfigError {
+            variable: [TOKEN_SCOPES, DEFAULT_TOKEN_SCOPES, AUTHORIZER_ROUTE_SCOPES][at.min(2)],
+            problem,
+        })?;
 
         if let (Lifetime::For(default), Lifetime::For(max)) = (default_lifetime, max_lifetime) {
             if default > max {
@@ -145,6 +167,8 @@ impl Config {
             max_tokens_per_user,
             ttl_grace,
             last_used_throttle,
+            max_rotation_grace,
+            scopes,
         })
     }
 
@@ -180,6 +204,7 @@ mod tests {
         assert_eq!(config.max_tokens_per_user, 100);
         assert_eq!(config.ttl_grace, Duration::days(1));
         assert_eq!(config.last_used_throttle, Duration::seconds(60));
+        assert_eq!(config.max_rotation_grace, Duration::days(7));
     }
 
     #[test]
@@ -195,6 +220,16 @@ mod tests {
             (vec![(MAX_TOKENS_PER_USER, "many")], MAX_TOKENS_PER_USER),
             (vec![(TOKEN_TTL_GRACE, "-1d")], TOKEN_TTL_GRACE),
             (vec![(LAST_USED_THROTTLE, "never")], LAST_USED_THROTTLE),
+            (vec![(TOKEN_SCOPES, "a,b")], TOKEN_SCOPES),
+            (vec![(MAX_ROTATION_GRACE, "7 days")], MAX_ROTATION_GRACE),
+            (
+                vec![(DEFAULT_TOKEN_SCOPES, "repo:rea")],
+                DEFAULT_TOKEN_SCOPES,
+            ),
+            (
+                vec![(AUTHORIZER_ROUTE_SCOPES, "GET /x: repo:read")],
+                AUTHORIZER_ROUTE_SCOPES,
+            ),
             (
                 vec![(DEFAULT_TOKEN_LIFETIME, "400d")],
                 DEFAULT_TOKEN_LIFETIME,

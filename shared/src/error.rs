@@ -1,9 +1,10 @@
 //! Typed errors of the API, and their mapping to each dialect's body: the one place that
 //! decides status codes and error bodies.
 
-use crate::identity::{IdentityError, USER_ADMIN_SCOPE};
+use crate::identity::IdentityError;
 use crate::response::json_response;
 use crate::store::StoreError;
+use crate::tokens::scopes::{self, AnyOf};
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
@@ -26,9 +27,12 @@ pub enum ApiError {
     /// Credentials were sent, and they do not authenticate.
     #[error("{0}")]
     InvalidCredentials(String),
-    /// Authenticated, but lacking a required scope.
-    #[error("Requires the {0} scope")]
-    InsufficientScope(&'static str),
+    /// Authenticated, but holding none of the scopes the route needs.
+    #[error("{}", insufficient_scope_message(.0))]
+    InsufficientScope(AnyOf),
+    /// A create asked for a scope its caller cannot grant (names it).
+    #[error("Cannot grant the {0} scope: the caller does not hold it")]
+    CannotGrant(String),
     /// Authenticated, but not as a user.
     #[error("{0}")]
     NotAUser(String),
@@ -36,6 +40,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     NameExists(String),
+    /// A concurrent change won (e.g. two rotations of one token): read again and retry.
+    #[error("{0}")]
+    Conflict(String),
     #[error("Too many tokens ({cap}) already exist for this user.")]
     CapReached { cap: u32 },
     /// `allow`: the methods the path has, for the `Allow` header.
@@ -96,6 +103,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::Rejected => ApiError::InvalidCredentials(e.to_string()),
             IdentityError::NotAUser => ApiError::NotAUser(e.to_string()),
             IdentityError::Unavailable => ApiError::Unavailable,
+            IdentityError::InsufficientScope { needed } => ApiError::InsufficientScope(needed),
         }
     }
 }
@@ -120,6 +128,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+fn insufficient_scope_message(needed: &AnyOf) -> String {
+    match needed {
+        [one] => format!("Requires the {one} scope"),
+        many => format!("Requires one of the scopes {}", many.join(", ")),
+    }
+}
+
 /// Quay's ApiError body: `{status, error_message, title, error_type, detail, type}`.
 /// `host` is the API's domain name, for the `type` URL as Quay builds it.
 pub fn quay_response(error: &ApiError, host: Option<&str>) -> Response<Body> {
@@ -133,11 +148,11 @@ pub fn quay_response(error: &ApiError, host: Option<&str>) -> Response<Body> {
             format!("Too many app-specific tokens ({cap}) already exist for this user; revoke one first."),
         ),
         ApiError::Unauthenticated | ApiError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_token", error.to_string()),
-        ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => {
-            (StatusCode::FORBIDDEN, "insufficient_scope", "Unauthorized".to_owned())
+        ApiError::InsufficientScope(_) | ApiError::CannotGrant(_) | ApiError::NotAUser(_) => {
+            (StatusCode::FORBIDDEN, "insufficient_scope", error.to_string())
         }
         ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", error.to_string()),
-        ApiError::NameExists(_) => (StatusCode::CONFLICT, "invalid_request", error.to_string()),
+        ApiError::NameExists(_) | ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request", error.to_string()),
         ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", error.to_string()),
         ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", error.to_string()),
         ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", error.to_string()),
@@ -169,9 +184,10 @@ pub fn unleash_response(error: &ApiError) -> Response<Body> {
                 .to_owned(),
         ),
         ApiError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "AuthenticationRequired", error.to_string()),
-        ApiError::InsufficientScope(_) | ApiError::NotAUser(_) => (StatusCode::FORBIDDEN, "NoAccessError", error.to_string()),
+        ApiError::InsufficientScope(_) | ApiError::CannotGrant(_) | ApiError::NotAUser(_) => (StatusCode::FORBIDDEN, "NoAccessError", error.to_string()),
         ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError", error.to_string()),
         ApiError::NameExists(_) => (StatusCode::CONFLICT, "NameExistsError", error.to_string()),
+        ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError", error.to_string()),
         ApiError::CapReached { cap } => (
             StatusCode::FORBIDDEN,
             "OperationDeniedError",
@@ -221,8 +237,12 @@ fn with_auth_headers(mut response: Response<Body>, error: &ApiError) -> Response
                 HeaderValue::from_static(INVALID_CREDENTIALS_CHALLENGE),
             );
         }
-        ApiError::InsufficientScope(_) => {
-            let challenge = format!("Bearer realm=\"token-service\", error=\"insufficient_scope\", scope=\"{USER_ADMIN_SCOPE}\"");
+        ApiError::InsufficientScope(needed) => {
+            // RFC 6750 §3: `scope` lists the scopes (space-separated); any one of them suffices here.
+            let challenge = format!(
+                "Bearer realm=\"token-service\", error=\"insufficient_scope\", scope=\"{}\"",
+                scopes::join(needed)
+            );
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }

@@ -12,14 +12,17 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
-pub const ROUTES: [(&str, &str); 9] = [
+pub const ROUTES: [(&str, &str); 12] = [
     ("POST", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken/{token_uuid}"),
     ("DELETE", "/api/v1/user/apptoken/{token_uuid}"),
+    ("POST", "/api/v1/user/apptoken/{token_uuid}/rotate"),
+    ("POST", "/api/v1/user/apptoken/self/rotate"),
     ("POST", "/api/admin/user/tokens"),
     ("GET", "/api/admin/user/tokens"),
     ("DELETE", "/api/admin/user/tokens/{id}"),
+    ("POST", "/api/admin/user/tokens/{id}/rotate"),
     ("GET", "/example/whoami"),
     ("GET", "/api/openapi.json"),
 ];
@@ -31,11 +34,12 @@ const UNLEASH_PREFIX: &str = "/api/admin/";
 pub async fn fallback(request: Request) -> Response<Body> {
     let path = request.uri().path();
     let method = request.method().as_str();
-    let allowed: Vec<&str> = ROUTES
-        .iter()
-        .filter(|(_, pattern)| matches(pattern, path))
-        .map(|(method, _)| *method)
-        .collect();
+    let mut allowed: Vec<&str> = Vec::new();
+    for (method, _) in ROUTES.iter().filter(|(_, pattern)| matches(pattern, path)) {
+        if !allowed.contains(method) {
+            allowed.push(method);
+        }
+    }
     let error = if allowed.is_empty() {
         ApiError::NotFound(format!("No route for {method} {}", shown(path)))
     } else {

@@ -8,22 +8,22 @@
 use crate::app::App;
 use crate::authorizer::credentials::CredentialError;
 use crate::authorizer::{AuthKind, Decision, DenyReason, Principal};
-use crate::tokens::scopes;
+use crate::tokens::scopes::{self, AnyOf, ScopeSettings};
 use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The scope Quay requires of OAuth/JWT callers on the app-token routes.
-pub const USER_ADMIN_SCOPE: &str = "user:admin";
 const MAX_USER_ID_BYTES: usize = 512;
 
+/// Both kinds of caller are limited to their scopes: a token to the token's, a session to
+/// the session's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
-    /// A personal access token: acts as its user on every route.
+    /// A personal access token.
     Pat { token_uuid: Option<Uuid> },
-    /// A session (JWT): limited to its scopes.
+    /// A session (JWT).
     Jwt,
 }
 
@@ -49,6 +49,26 @@ pub enum IdentityError {
     /// The token store could not be read: no decision (the client may retry).
     #[error("The token store is temporarily unavailable; retry shortly")]
     Unavailable,
+    /// Authenticated, but holding none of the scopes the route needs.
+    #[error("Requires one of the scopes {needed:?}")]
+    InsufficientScope { needed: AnyOf },
+}
+
+/// [`authenticate`], then the route's scope rule: the caller must hold one of `needed`
+/// (`scopes::READ_TOKENS` or `scopes::MANAGE_TOKENS` on the token routes). The one place
+/// both dialects enforce scopes.
+pub async fn authenticate_for(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+    needed: AnyOf,
+) -> Result<Caller, IdentityError> {
+    let caller = authenticate(app, request, now).await?;
+    if scopes::holds_any(&caller.scopes, needed) {
+        Ok(caller)
+    } else {
+        Err(IdentityError::InsufficientScope { needed })
+    }
 }
 
 /// The caller of one of this bundle's routes at `now`: the gateway's identity when a gateway
@@ -71,8 +91,23 @@ pub async fn authenticate(
     if from_gateway {
         return Caller::from_request(request);
     }
+    from_decision(decide(app, request, now).await)
+}
+
+/// The authorizer's decision on the request's `Authorization` at `now`, made in process and
+/// logged as the authorizer logs it.
+pub async fn decide(app: &App, request: &Request, now: DateTime<Utc>) -> Decision {
     let decision = app.decide(request.headers(), now).await;
-    decision.log(context.and_then(|c| c.request_id.as_deref()));
+    let request_id = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.as_deref(),
+        _ => None,
+    };
+    decision.log(request_id);
+    decision
+}
+
+/// The caller a decision allowed, or why there is none.
+pub fn from_decision(decision: Decision) -> Result<Caller, IdentityError> {
     match decision {
         Decision::Allow(principal) => Caller::from_principal(principal),
         Decision::Deny(denial) => Err(match denial.reason {
@@ -133,9 +168,13 @@ impl Caller {
         })
     }
 
-    /// PATs act as their user everywhere (as Unleash's do); sessions need the scope.
     pub fn may(&self, scope: &str) -> bool {
-        matches!(self.method, AuthMethod::Pat { .. }) || self.scopes.iter().any(|s| s == scope)
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The scopes this caller may put on a token it creates (`ScopeSettings::grantable`).
+    pub fn grantable(&self, settings: &ScopeSettings) -> Vec<String> {
+        settings.grantable(&self.scopes, self.method == AuthMethod::Jwt)
     }
 }
 
@@ -196,7 +235,7 @@ mod tests {
     fn reads_this_projects_authorizer_context() {
         let uuid = Uuid::new_v4();
         let req = request_with_authorizer(json!({"lambda": {
-            "user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": ""
+            "user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "repo:read"
         }}));
         let caller = Caller::from_request(&req).unwrap();
         assert_eq!(caller.user_id, "alice");
@@ -206,7 +245,8 @@ mod tests {
                 token_uuid: Some(uuid)
             }
         );
-        assert!(caller.may(USER_ADMIN_SCOPE));
+        assert!(caller.may(scopes::REPO_READ));
+        assert!(!caller.may(scopes::USER_ADMIN));
     }
 
     #[test]
@@ -217,11 +257,11 @@ mod tests {
         let caller = Caller::from_request(&req).unwrap();
         assert_eq!(caller.user_id, "bob");
         assert_eq!(caller.method, AuthMethod::Jwt);
-        assert!(caller.may(USER_ADMIN_SCOPE));
+        assert!(caller.may(scopes::USER_ADMIN));
 
         let req =
             request_with_authorizer(json!({"jwt": {"claims": {"sub": "bob", "scope": "openid"}}}));
-        assert!(!Caller::from_request(&req).unwrap().may(USER_ADMIN_SCOPE));
+        assert!(!Caller::from_request(&req).unwrap().may(scopes::USER_ADMIN));
     }
 
     #[test]
@@ -233,7 +273,7 @@ mod tests {
         ] {
             let caller = Caller::from_request(&request_with_authorizer(authorizer)).unwrap();
             assert_eq!(caller.scopes, ["profile,user:admin"]);
-            assert!(!caller.may(USER_ADMIN_SCOPE));
+            assert!(!caller.may(scopes::USER_ADMIN));
         }
     }
 

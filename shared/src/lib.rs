@@ -22,6 +22,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod quay;
 pub mod response;
+pub mod rotation;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -29,7 +29,9 @@ use uuid::Uuid;
 // Requests and tokens
 
 /// The shipped event with this `Authorization` (or none), as API Gateway sends it.
-fn authorizer_request(authorization: Option<&str>) -> ApiGatewayV2CustomAuthorizerV2Request {
+pub(crate) fn authorizer_request(
+    authorization: Option<&str>,
+) -> ApiGatewayV2CustomAuthorizerV2Request {
     let mut event = event("authorizer.json");
     match authorization {
         Some(value) => {
@@ -58,6 +60,7 @@ async fn issue(env: &TestEnv, user: &str, expires: Option<DateTime<Utc>>) -> (Uu
             user,
             "ci".into(),
             expires,
+            vec!["user:admin".into()],
             shared::store::TitleRule::Shared,
             Utc::now(),
         )
@@ -93,7 +96,7 @@ fn assert_denied(response: &ApiGatewayV2CustomAuthorizerSimpleResponse, what: &s
 }
 
 fn pat_context(user: &str, uuid: Uuid) -> Value {
-    json!({"user_id": user, "auth": "pat", "token_uuid": uuid.to_string(), "scopes": ""})
+    json!({"user_id": user, "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "user:admin"})
 }
 
 fn basic(userpass: &str) -> String {

@@ -58,6 +58,7 @@ async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
                 title: format!("t{i}"),
                 created: now - Duration::days(10),
                 expires,
+                scopes: None,
             };
             let token = env
                 .app
@@ -98,7 +99,7 @@ async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
 /// Global indexes are eventually consistent (in DynamoDB Local too, under load): wait until the
 /// sweep index holds every expiring token seeded (200 + 50 expired, and the 150 live ones that
 /// expire), so the runs below are measured on a settled index.
-async fn wait_for_index(env: &TestEnv, expected: i32) {
+pub(crate) async fn wait_for_index(env: &TestEnv, expected: i32) {
     let now = Utc::now();
     for _ in 0..100 {
         let mut count = 0;
@@ -314,6 +315,7 @@ async fn a_sweep_stopped_at_any_point_leaves_no_orphan() {
             title: format!("t{i}"),
             created: now - Duration::days(10),
             expires: Some(now - Duration::days(2)),
+            scopes: None,
         };
         env.app
             .store

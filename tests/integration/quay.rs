@@ -79,7 +79,14 @@ fn assert_view(token: &Value, with_code: bool) {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
-    let mut expected = vec!["created", "expiration", "last_accessed", "title", "uuid"];
+    let mut expected = vec![
+        "created",
+        "expiration",
+        "last_accessed",
+        "scopes",
+        "title",
+        "uuid",
+    ];
     if with_code {
         expected.push("token_code");
         expected.sort_unstable();
@@ -87,6 +94,9 @@ fn assert_view(token: &Value, with_code: bool) {
     assert_eq!(keys, expected, "{token}");
     assert!(Uuid::parse_str(token["uuid"].as_str().unwrap()).is_ok());
     assert!(token["title"].is_string());
+    assert!(token["scopes"]
+        .as_array()
+        .is_some_and(|s| s.iter().all(Value::is_string)));
     rfc2822(&token["created"]);
     assert!(token["expiration"].is_null() || rfc2822(&token["expiration"]) > Utc::now());
     assert!(token["last_accessed"].is_null() || token["last_accessed"].is_string());
@@ -235,6 +245,7 @@ async fn expiring_returns_exactly_the_tokens_expiring_soon() {
         title: "expired".into(),
         created: now - Duration::days(2),
         expires: Some(now - Duration::minutes(5)),
+        scopes: None,
     };
     env.app
         .store
@@ -422,6 +433,7 @@ async fn creates_a_token_and_shows_its_secret_once() {
             "created",
             "expiration",
             "last_accessed",
+            "scopes",
             "title",
             "token_code",
             "uuid"

@@ -15,7 +15,7 @@ use shared::tokens::Secret;
 use shared::unleash::{delete_pat, list_pats};
 
 /// A shipped event as API Gateway sends it to a route without a gateway authorizer.
-fn with_authorization(event: Value, authorization: Option<&str>) -> Value {
+pub(crate) fn with_authorization(event: Value, authorization: Option<&str>) -> Value {
     let mut event = without_caller(event);
     let headers = event["headers"].as_object_mut().expect("headers");
     headers.remove("authorization");
@@ -203,6 +203,7 @@ async fn revoked_and_expired_tokens_stop_at_once() {
                 title: "old".into(),
                 created: now - chrono::Duration::days(2),
                 expires: Some(now - chrono::Duration::minutes(1)),
+                scopes: None,
             },
             &secret.digest(),
             100,
@@ -222,7 +223,7 @@ async fn revoked_and_expired_tokens_stop_at_once() {
 }
 
 #[tokio::test]
-async fn sessions_authenticate_in_process_and_quay_routes_need_user_admin() {
+async fn sessions_authenticate_in_process_and_need_the_routes_scopes() {
     let env = TestEnv::new().await;
     let key = SigningKey::es256("ec-1");
     let server = JwksServer::start(&[&key]).await;
@@ -246,8 +247,17 @@ async fn sessions_authenticate_in_process_and_quay_routes_need_user_admin() {
     assert_eq!(ok.status, 200, "{}", ok.text);
     let scoped = answer(list_app_tokens(&app, list_quay(&reader)).await);
     assert_quay_error(&scoped, 403, "insufficient_scope");
-    // Unleash's routes take any session of the user, as Unleash does.
+    // Unleash's routes need the same scopes of sessions (and of tokens): user:read to list.
     let unleash = answer(list_pats(&app, request(&list_event(Some(&reader)))).await);
+    assert_unleash_error(&unleash, 403, "NoAccessError");
+    let user_read = format!(
+        "Bearer {}",
+        key.sign(&with(
+            claims("carol"),
+            serde_json::json!({"scope": "openid user:read"})
+        ))
+    );
+    let unleash = answer(list_pats(&app, request(&list_event(Some(&user_read)))).await);
     assert_eq!(unleash.status, 200, "{}", unleash.text);
 
     let wrong_issuer = format!(

@@ -28,14 +28,18 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
         .join("bootstrap")
 }
 
-/// The order matters: get and revoke act on the first seeded token; the authorizer accepts the
-/// second one's secret, and so does list-pats (its event authenticates in process, as the
-/// bundle's routes do), before delete-pat deletes it.
-const ORDER: [&str; 12] = [
+/// The order matters: get, both rotations (by uuid, then by Unleash id 1) and revoke act on the
+/// first seeded token; the authorizer accepts the second one's secret, and so do list-pats and
+/// rotate-self (their events authenticate in process, as the bundle's routes do), before
+/// delete-pat deletes it.
+const ORDER: [&str; 15] = [
     "get-app-token",
+    "rotate-app-token",
+    "rotate-pat",
     "revoke-app-token",
     "authorizer",
     "list-pats",
+    "rotate-self",
     "delete-pat",
     "list-app-tokens",
     "create-app-token",
@@ -52,7 +56,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 12,
+        functions.len() >= 15,
         "template lists {} functions",
         functions.len()
     );
@@ -83,6 +87,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
         title: "seeded".into(),
         created: now,
         expires: Some(now + Duration::days(1)),
+        scopes: None,
     };
     let get_uuid = Uuid::parse_str(
         event("get-app-token.json")["pathParameters"]["token_uuid"]
@@ -162,6 +167,19 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
     match binary {
         "get-app-token" => assert_eq!(http(200)["token"]["title"], "seeded"),
         "revoke-app-token" => assert_eq!(http(204), Value::Null),
+        "rotate-app-token" | "rotate-self" => {
+            let token = &http(200)["token"];
+            assert_eq!(token["title"], "seeded", "{token}");
+            assert!(Secret::parse(token["token_code"].as_str().unwrap_or_default()).is_ok());
+            if binary == "rotate-self" {
+                assert_eq!(token["uuid"], authorized_uuid.to_string());
+            }
+        }
+        "rotate-pat" => {
+            let pat = http(200);
+            assert_eq!(pat["id"], 1, "{pat}");
+            assert!(Secret::parse(pat["secret"].as_str().unwrap_or_default()).is_ok());
+        }
         "delete-pat" => assert_eq!(http(200), Value::Null),
         "list-app-tokens" => assert_eq!(http(200), json!({"tokens": [], "only_expiring": true})),
         "list-pats" => {
@@ -186,7 +204,8 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
         "authorizer" => assert_eq!(
             answer,
             &json!({"isAuthorized": true, "context": {
-                "user_id": "alice", "auth": "pat", "token_uuid": authorized_uuid.to_string(), "scopes": ""
+                "user_id": "alice", "auth": "pat", "token_uuid": authorized_uuid.to_string(),
+                "scopes": "repo:read repo:write repo:admin repo:create user:read user:admin org:admin"
             }})
         ),
         "cleanup" => {

@@ -16,6 +16,7 @@ fn new_token(user: &str) -> NewToken {
         title: "t".into(),
         created: now,
         expires: Some(now + Duration::days(1)),
+        scopes: None,
     }
 }
 

@@ -138,6 +138,7 @@ pub async fn seed_pat(env: &TestEnv, user: &str, secret: &Secret) -> shared::tok
         title: "seeded".into(),
         created: shared::tokens::truncate_to_millis(now),
         expires: Some(shared::tokens::truncate_to_millis(now + Duration::days(1))),
+        scopes: None,
     };
     env.app
         .store

@@ -425,6 +425,7 @@ async fn expired_pats_are_not_listed_but_can_be_deleted() {
         title: "old".into(),
         created: now - Duration::days(3),
         expires: Some(now - Duration::hours(1)),
+        scopes: None,
     };
     let token = env
         .app
@@ -508,6 +509,7 @@ async fn a_description_held_only_by_expired_pats_can_be_used_again() {
         title: "nightly".into(),
         created: now - Duration::days(3),
         expires: Some(now - Duration::days(1)),
+        scopes: None,
     };
     env.app
         .store

@@ -2,7 +2,9 @@
 //! simple responses. It accepts a personal access token as `Bearer <secret>`, as a bare
 //! `<secret>` or as `Basic base64("$app:<secret>")`, and a session as `Bearer <JWT>` from the
 //! configured OIDC issuer. An allowed caller gets the context the route handlers read
-//! (`crate::identity`): `{user_id, auth: "pat"|"jwt", token_uuid (PATs only), scopes}`, strings only.
+//! (`crate::identity`): `{user_id, auth: "pat"|"jwt", token_uuid (PATs only), scopes}`, strings only,
+//! `scopes` space-separated: the token's, or the session's. A deployment may require scopes
+//! per route key (`AUTHORIZER_ROUTE_SCOPES`): a caller holding none of them is denied.
 //!
 //! A token that fails its prefix or checksum is denied without a database read. Every other token
 //! costs one strongly consistent GetItem, so a token revoked before the call never authenticates,
@@ -56,20 +58,26 @@ impl App {
                 });
             }
         };
-        if record.expires.is_some_and(|at| at <= now) {
-            return Decision::Deny(Denial {
-                reason: DenyReason::Expired,
+        let ended = |reason| {
+            Decision::Deny(Denial {
+                reason,
                 auth: Some(AuthKind::Pat),
-                user_id: Some(record.user_id),
+                user_id: Some(record.user_id.clone()),
                 token_uuid: Some(record.token_uuid),
-            });
+            })
+        };
+        if record.superseded_until.is_some_and(|at| at <= now) {
+            return ended(DenyReason::Superseded);
+        }
+        if record.expires.is_some_and(|at| at <= now) {
+            return ended(DenyReason::Expired);
         }
         self.note_use(&record, now).await;
         Decision::Allow(Principal {
+            scopes: self.config.scopes.held(record.scopes.as_deref()),
             user_id: record.user_id,
             auth: AuthKind::Pat,
             token_uuid: Some(record.token_uuid),
-            scopes: Vec::new(),
         })
     }
 
@@ -114,8 +122,9 @@ impl App {
 #[error("cannot decide: {0} (the token store is unavailable; the client may retry)")]
 pub struct Undecided(pub &'static str);
 
-/// The handler: decides, logs one line, answers in the simple response format, or fails the
-/// invocation when DynamoDB cannot be read (never allows).
+/// The handler: decides, applies the deployment's scope rule for the route key
+/// (`AUTHORIZER_ROUTE_SCOPES`), logs one line, answers in the simple response format, or
+/// fails the invocation when DynamoDB cannot be read (never allows).
 pub async fn authorize(
     app: &App,
     request: ApiGatewayV2CustomAuthorizerV2Request,
@@ -130,6 +139,11 @@ pub async fn authorize_at(
     now: DateTime<Utc>,
 ) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, Undecided> {
     let decision = app.decide(&request.headers, now).await;
+    let route_key = request.route_key.as_deref().unwrap_or_default();
+    let decision = match app.config.scopes.required_for(route_key) {
+        Some(needed) => decision.requiring(needed),
+        None => decision,
+    };
     decision.log(request.request_context.request_id.as_deref());
     match &decision {
         Decision::Fail(denial) => Err(Undecided(denial.reason.code())),
@@ -159,7 +173,7 @@ pub struct Principal {
     pub auth: AuthKind,
     /// The token's uuid, for PATs.
     pub token_uuid: Option<Uuid>,
-    /// Empty for PATs (they act as their user everywhere); the session's scopes for JWTs.
+    /// The token's scopes for PATs; the session's scopes for JWTs.
     pub scopes: Vec<String>,
 }
 
@@ -189,6 +203,10 @@ pub enum DenyReason {
     /// Well-formed, but no lookup record: never issued, or revoked.
     UnknownOrRevoked,
     Expired,
+    /// An earlier secret of a rotated token, past its grace.
+    Superseded,
+    /// Authenticated, but holding none of the scopes the route key requires.
+    InsufficientScope,
     /// DynamoDB failed; the caller may retry.
     StoreUnavailable,
     /// A JWT, but no OIDC issuer is configured.
@@ -207,6 +225,8 @@ impl DenyReason {
             DenyReason::Malformed => "malformed_token",
             DenyReason::UnknownOrRevoked => "unknown_or_revoked",
             DenyReason::Expired => "expired",
+            DenyReason::Superseded => "superseded",
+            DenyReason::InsufficientScope => "insufficient_scope",
             DenyReason::StoreUnavailable => "store_unavailable",
             DenyReason::JwtNotAccepted => "jwt_not_configured",
             DenyReason::Jwt(rejection) => rejection.code(),
@@ -253,6 +273,21 @@ impl Decision {
             auth,
             ..Denial::new(reason)
         })
+    }
+
+    /// An allow becomes a deny (`insufficient_scope`) unless the caller holds one of `needed`.
+    pub fn requiring(self, needed: &[String]) -> Decision {
+        match self {
+            Decision::Allow(p) if !needed.iter().any(|n| p.scopes.contains(n)) => {
+                Decision::Deny(Denial {
+                    reason: DenyReason::InsufficientScope,
+                    auth: Some(p.auth),
+                    user_id: Some(p.user_id),
+                    token_uuid: p.token_uuid,
+                })
+            }
+            other => other,
+        }
     }
 
     pub fn is_allowed(&self) -> bool {

@@ -49,6 +49,8 @@ fn lookup_rule(secret: &Secret, expires: Option<DateTime<Utc>>) -> (Rule, Uuid) 
         expires_ms: expires.map(|at| at.timestamp_millis()),
         last_used_ms: None,
         ttl: None,
+        scopes: Some(vec!["repo:read".into()]),
+        superseded_until_ms: None,
     })
     .expect("lookup item");
     let rule = mock!(Client::get_item).then_output(move || {
@@ -131,7 +133,7 @@ async fn a_failed_last_used_write_still_allows() {
             user_id: "alice".into(),
             auth: AuthKind::Pat,
             token_uuid: Some(uuid),
-            scopes: vec![],
+            scopes: vec!["repo:read".into()],
         })
     );
     assert_eq!(get.num_calls(), 1);
@@ -167,11 +169,27 @@ fn the_context_has_exactly_the_shape_the_routes_read() {
         user_id: "alice".into(),
         auth: AuthKind::Pat,
         token_uuid: Some(uuid),
-        scopes: vec![],
+        scopes: vec!["repo:read".into(), "reports:read".into()],
     };
     assert_eq!(
         pat.context(),
-        json!({"user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": ""})
+        json!({"user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "repo:read reports:read"})
+    );
+    let allowed = Decision::Allow(pat.clone());
+    assert_eq!(
+        allowed
+            .clone()
+            .requiring(&["x:y".into(), "reports:read".into()]),
+        allowed
+    );
+    assert_eq!(
+        allowed.requiring(&["repo:write".into()]),
+        Decision::Deny(Denial {
+            reason: DenyReason::InsufficientScope,
+            auth: Some(AuthKind::Pat),
+            user_id: Some("alice".into()),
+            token_uuid: Some(uuid),
+        })
     );
     let jwt = Principal {
         user_id: "bob".into(),

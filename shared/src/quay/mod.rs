@@ -5,15 +5,17 @@ use crate::app::App;
 use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http::{self, host};
-use crate::identity::{authenticate, Caller, USER_ADMIN_SCOPE};
+use crate::identity::authenticate_for;
 use crate::response::{empty_response, json_response};
 use crate::store::{Revoked, TitleRule};
+use crate::tokens::scopes::{ScopeSettings, MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, Token};
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// `POST /api/v1/user/apptoken` → 201 `{"token": {..., "token_code"}}`.
@@ -48,19 +50,11 @@ pub async fn revoke_app_token(app: &App, request: Request) -> Response<Body> {
     )
 }
 
-fn respond(request: &Request, result: Result<Response<Body>, ApiError>) -> Response<Body> {
+pub(crate) fn respond(
+    request: &Request,
+    result: Result<Response<Body>, ApiError>,
+) -> Response<Body> {
     result.unwrap_or_else(|e| error::quay_response(&e, host(request).as_deref()))
-}
-
-/// Quay's `require_user_admin`: authenticates the caller; sessions need `user:admin`, PATs act
-/// as their user.
-async fn user_admin(app: &App, request: &Request, now: DateTime<Utc>) -> Result<Caller, ApiError> {
-    let caller = authenticate(app, request, now).await?;
-    if caller.may(USER_ADMIN_SCOPE) {
-        Ok(caller)
-    } else {
-        Err(ApiError::InsufficientScope(USER_ADMIN_SCOPE))
-    }
 }
 
 async fn create(
@@ -69,7 +63,7 @@ async fn create(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::POST)?;
-    let caller = user_admin(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let body = http::json_object_body(request)?;
     let title = match body.get("title") {
         None | Some(Value::Null) => {
@@ -80,8 +74,33 @@ async fn create(
         }
         Some(_) => return Err(ApiError::bad_field("title", "'title' must be a string")),
     };
-    let requested = requested_expiration(body.get("expiration"), now)?;
-    let expires = resolve_expiry(requested, now, &app.config).map_err(|e| match e {
+    let expires = expiration(body.get("expiration"), now, &app.config)?;
+    let scopes = app.new_token_scopes(&caller, body.get("scopes"))?;
+    let issued = app
+        .issue(
+            &caller.user_id,
+            title,
+            expires,
+            scopes,
+            TitleRule::Shared,
+            now,
+        )
+        .await?;
+    let view = view(&issued.token, Some(&issued.secret), &app.config.scopes);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "token": view }),
+    ))
+}
+
+/// The expiry a create or rotation asks for in `expiration`, checked against the lifetime rules.
+pub(crate) fn expiration(
+    value: Option<&Value>,
+    now: DateTime<Utc>,
+    config: &crate::config::Config,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let requested = requested_expiration(value, now)?;
+    resolve_expiry(requested, now, config).map_err(|e| match e {
         ExpiryError::InPast => {
             ApiError::bad_field("expiration", "'expiration' must be in the future")
         }
@@ -92,14 +111,7 @@ async fn create(
         ExpiryError::TooFar => {
             ApiError::bad_field("expiration", "'expiration' must be before the year 10000")
         }
-    })?;
-    let issued = app
-        .issue(&caller.user_id, title, expires, TitleRule::Shared, now)
-        .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({ "token": view(&issued.token, Some(&issued.secret)) }),
-    ))
+    })
 }
 
 /// `expiration`: an RFC 3339 date-time, or whole seconds from now; absent or null for the default.
@@ -130,7 +142,7 @@ async fn list(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
-    let caller = user_admin(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, READ_TOKENS).await?;
     let only_expiring = match http::query_parameter(request, "expiring") {
         None => None,
         Some(text) => Some(parse_flag(&text).ok_or_else(|| {
@@ -155,7 +167,10 @@ async fn list(
         only_expiring: Option<bool>,
     }
     let listed = Listed {
-        tokens: tokens.iter().map(|t| view(t, None)).collect(),
+        tokens: tokens
+            .iter()
+            .map(|t| view(t, None, &app.config.scopes))
+            .collect(),
         only_expiring,
     };
     Ok(json_response(StatusCode::OK, &listed))
@@ -172,12 +187,12 @@ fn parse_flag(text: &str) -> Option<bool> {
 
 async fn get(app: &App, request: &Request, now: DateTime<Utc>) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
-    let caller = user_admin(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, READ_TOKENS).await?;
     let uuid = token_uuid(request)?;
     match app.store.get_token(&caller.user_id, &uuid).await? {
         Some(token) if !token.is_expired(now) => Ok(json_response(
             StatusCode::OK,
-            &json!({ "token": view(&token, None) }),
+            &json!({ "token": view(&token, None, &app.config.scopes) }),
         )),
         _ => Err(not_found()),
     }
@@ -189,7 +204,7 @@ async fn revoke(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::DELETE)?;
-    let caller = user_admin(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let uuid = token_uuid(request)?;
     match app.store.revoke(&caller.user_id, &uuid, now).await? {
         Revoked::Yes => {
@@ -202,7 +217,7 @@ async fn revoke(
 
 /// A malformed uuid is a 404 as in Quay (no token can live there), with a message that says
 /// the uuid is malformed rather than unknown.
-fn token_uuid(request: &Request) -> Result<Uuid, ApiError> {
+pub(crate) fn token_uuid(request: &Request) -> Result<Uuid, ApiError> {
     let text = http::path_parameter(request, "token_uuid").unwrap_or_default();
     Uuid::parse_str(&text).map_err(|_| {
         let shown: String = text.chars().take(64).collect();
@@ -210,12 +225,13 @@ fn token_uuid(request: &Request) -> Result<Uuid, ApiError> {
     })
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::NotFound("Not Found".into())
 }
 
-/// Quay's token view; `token_code` only in the create response. Serialized straight from the
-/// token (no intermediate JSON tree): a list of 100 is one pass over borrowed fields.
+/// Quay's token view, with the token's `scopes` (ours; those of a token stored before scopes
+/// existed are `ScopeSettings::legacy`); `token_code` only in the create response. Serialized
+/// straight from the token (no intermediate JSON tree): a list of 100 is one pass.
 #[derive(Debug, Serialize)]
 pub struct TokenView<'a> {
     uuid: Uuid,
@@ -226,12 +242,21 @@ pub struct TokenView<'a> {
     created: DateTime<Utc>,
     #[serde(serialize_with = "dates::serialize_optional_rfc2822")]
     expiration: Option<DateTime<Utc>>,
+    scopes: Cow<'a, [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_code: Option<&'a str>,
 }
 
-pub fn view<'a>(token: &'a Token, secret: Option<&'a Secret>) -> TokenView<'a> {
+pub fn view<'a>(
+    token: &'a Token,
+    secret: Option<&'a Secret>,
+    settings: &ScopeSettings,
+) -> TokenView<'a> {
     TokenView {
+        scopes: match &token.scopes {
+            Some(scopes) => Cow::Borrowed(scopes),
+            None => Cow::Owned(settings.legacy()),
+        },
         uuid: token.uuid,
         title: &token.title,
         last_accessed: token.last_used,

@@ -16,6 +16,10 @@ pub struct SecretRecord {
     pub digest: SecretDigest,
     pub expires: Option<DateTime<Utc>>,
     pub last_used: Option<DateTime<Utc>>,
+    /// The token's scopes; `None` for one stored before scopes existed.
+    pub scopes: Option<Vec<String>>,
+    /// An earlier secret of a rotated token: the end of its grace.
+    pub superseded_until: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -48,6 +52,8 @@ impl Store {
             digest: stored,
             expires: lookup.expires_ms.map(items::from_millis),
             last_used: lookup.last_used_ms.map(items::from_millis),
+            scopes: lookup.scopes,
+            superseded_until: lookup.superseded_until_ms.map(items::from_millis),
         }))
     }
 

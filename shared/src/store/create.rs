@@ -19,6 +19,8 @@ pub struct NewToken {
     pub title: String,
     pub created: DateTime<Utc>,
     pub expires: Option<DateTime<Utc>>,
+    /// `None` stores no scopes: a token as stored before scopes existed (tests of old items).
+    pub scopes: Option<Vec<String>>,
 }
 
 /// Whether a create may share its title with another live token of the user (Quay's titles)
@@ -90,6 +92,7 @@ impl Store {
             created: new.created,
             expires: new.expires,
             last_used: None,
+            scopes: new.scopes,
         };
         let item = TokenItem::new(&token, digest, grace);
         let mut guard = match rule {

@@ -3,9 +3,14 @@
 //!
 //! | item    | pk                 | sk              | what it holds |
 //! |---------|--------------------|-----------------|---------------|
-//! | token   | `USER#<user id>`   | `TOKEN#<uuid>`  | the token's fields, its secret's digest, `ttl`, sweep-index keys |
+//! | token   | `USER#<user id>`   | `TOKEN#<uuid>`  | the token's fields and `scopes`, its secret's digest, `ttl`, sweep-index keys |
 //! | counter | `USER#<user id>`   | `COUNTER`       | `last_number` (Unleash ids issued), `live` (upper bound of live tokens) |
-//! | lookup  | `SECRET#<sha256>`  | `SECRET`        | the owner and uuid the secret authenticates, expiry, last used, `ttl` |
+//! | lookup  | `SECRET#<sha256>`  | `SECRET`        | the owner, uuid and `scopes` the secret authenticates, expiry, last used, `ttl` |
+//!
+//! `scopes` is a list of strings (a token may hold none); an item without it was stored before
+//! scopes existed and holds `ScopeSettings::legacy`. A rotated token lists its earlier secrets'
+//! digests in `superseded` (newest first); their lookup records carry `superseded_until_ms`, the
+//! end of their grace (`store::rotate`).
 //! | title   | `USER#<user id>`   | `TITLE#<sha256 of the title>` | `refs`: how many of the user's stored tokens carry that title |
 
 use crate::tokens::{SecretDigest, Token};
@@ -28,6 +33,9 @@ pub const SWEEP_AT: &str = "sweep_at";
 pub const LAST_NUMBER: &str = "last_number";
 pub const LIVE: &str = "live";
 pub const REFS: &str = "refs";
+pub const SCOPES: &str = "scopes";
+pub const SUPERSEDED: &str = "superseded";
+pub const SUPERSEDED_UNTIL_MS: &str = "superseded_until_ms";
 
 /// Local secondary index: a user's tokens by Unleash integer id (projects `digest`, `expires_ms`).
 pub const NUMBER_INDEX: &str = "by_number";
@@ -123,6 +131,11 @@ pub struct TokenItem {
     pub sweep_bucket: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Digests of earlier secrets whose lookup records may remain, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +151,11 @@ pub struct LookupItem {
     pub last_used_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Set on an earlier secret of a rotated token: it authenticates until then, never after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_until_ms: Option<i64>,
 }
 
 impl TokenItem {
@@ -157,6 +175,8 @@ impl TokenItem {
             ttl: due.map(|at| at.timestamp()),
             sweep_bucket: due.map(sweep_bucket),
             sweep_at: due.map(|at| at.timestamp()),
+            scopes: token.scopes.clone(),
+            superseded: None,
         }
     }
 
@@ -170,6 +190,8 @@ impl TokenItem {
             expires_ms: self.expires_ms,
             last_used_ms: self.last_used_ms,
             ttl: self.ttl,
+            scopes: self.scopes.clone(),
+            superseded_until_ms: None,
         }
     }
 
@@ -189,6 +211,7 @@ impl TokenItem {
             created: from_millis(self.created_ms),
             expires: self.expires_ms.map(from_millis),
             last_used: self.last_used_ms.map(from_millis),
+            scopes: self.scopes,
         }
     }
 }
@@ -219,6 +242,20 @@ impl TryFrom<HashMap<String, AttributeValue>> for TokenItem {
         let title = required("title", string("title")?)?;
         let digest = required(DIGEST, string(DIGEST)?)?;
         let sweep_bucket = string(SWEEP_BUCKET)?;
+        let mut strings = |name: &str| match item.remove(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::L(values)) => values
+                .into_iter()
+                .map(|v| match v {
+                    AttributeValue::S(text) => Ok(text),
+                    other => Err(format!("{name} holds a non-string: {other:?}")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(format!("{name} is not a list: {other:?}")),
+        };
+        let scopes = strings(SCOPES)?;
+        let superseded = strings(SUPERSEDED)?;
         let number = |name: &str| match item.get(name) {
             Some(AttributeValue::N(text)) => text
                 .parse::<i64>()
@@ -243,6 +280,8 @@ impl TryFrom<HashMap<String, AttributeValue>> for TokenItem {
             ttl: number(TTL)?,
             sweep_bucket,
             sweep_at: number(SWEEP_AT)?,
+            scopes,
+            superseded,
         })
     }
 }
@@ -259,7 +298,13 @@ mod tests {
     use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
     fn token(title: String, expires: Option<i64>, last_used: Option<i64>, number: u64) -> Token {
+        let scopes = match number % 3 {
+            0 => None,
+            1 => Some(vec![]),
+            _ => Some(vec!["repo:read".into(), "ä b".into()]),
+        };
         Token {
+            scopes,
             user_id: "user-ä \"q\"".into(),
             uuid: Uuid::new_v4(),
             number,

@@ -4,6 +4,7 @@
 //!
 //! - `create`: a new token, under the cap and its title's rule;
 //! - `tokens`: list, get and revoke (with `create`, what the management routes call);
+//! - `rotate`: a new secret for a token, the old one kept for its grace;
 //! - `auth`: find a secret's lookup record and record its use (the authorizer's path);
 //! - `sweep`: the scheduled removal of expired tokens;
 //! - `items`: item types and key formats, the only place that names attributes;
@@ -13,11 +14,13 @@ mod auth;
 mod create;
 mod dynamo;
 pub mod items;
+mod rotate;
 mod sweep;
 mod tokens;
 
 pub use auth::SecretRecord;
 pub use create::{NewToken, TitleRule};
+pub use rotate::{reuse_window, Rotated, Rotation, MAX_SUPERSEDED};
 pub use sweep::{SweepLimits, SweepReport};
 pub use tokens::{Revoked, StoredToken};
 

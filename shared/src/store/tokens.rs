@@ -33,6 +33,10 @@ impl StoredToken {
     pub fn token(&self) -> Token {
         self.item.clone().into_token()
     }
+
+    pub(super) fn item(&self) -> &TokenItem {
+        &self.item
+    }
 }
 
 impl Store {
@@ -67,7 +71,7 @@ impl Store {
             .map(TokenItem::into_token))
     }
 
-    async fn get_token_item(
+    pub(super) async fn get_token_item(
         &self,
         user_id: &str,
         uuid: &Uuid,
@@ -175,11 +179,13 @@ impl Store {
         }
     }
 
-    /// Removes a token in one transaction: the token (it must still exist, so two removals
-    /// never both count), its lookup record, its place under the cap (if it had not expired)
-    /// and its title's count. The two counts are decremented only while above zero; a count
-    /// that is already zero is dropped from the transaction rather than blocking the removal,
-    /// and a live counter found too low is recounted afterwards. A revoke always succeeds.
+    /// Removes a token in one transaction: the token (it must still exist with the secret read,
+    /// so two removals never both count and a concurrent rotation is not missed), every lookup
+    /// record of it (the current secret's and the superseded ones'), its place under the cap
+    /// (if it had not expired) and its title's count. The two counts are decremented only while
+    /// above zero; a count that is already zero is dropped from the transaction rather than
+    /// blocking the removal, and a live counter found too low is recounted afterwards. A token
+    /// rotated meanwhile is read again. A revoke always succeeds.
     pub(crate) async fn remove(
         &self,
         item: &TokenItem,
@@ -188,32 +194,41 @@ impl Store {
         let expired = item
             .expires_ms
             .is_some_and(|ms| items::from_millis(ms) <= now);
+        let mut item = item.clone();
         let mut uncount_live = !expired;
         let mut uncount_title = true;
         let mut repair_live = false;
-        for _ in 0..3 {
-            let mut actions = vec![
-                TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(items::token_key(&item.user_id, &item.token_uuid)))
-                            .condition_expression("attribute_exists(#pk)")
-                            .expression_attribute_names("#pk", items::PK)
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .build(),
-                TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(items::lookup_key(&item.digest)))
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .build(),
-            ];
+        for _ in 0..4 {
+            let mut actions = vec![TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(items::token_key(&item.user_id, &item.token_uuid)))
+                        .condition_expression("attribute_exists(#pk) AND #digest = :digest")
+                        .expression_attribute_names("#pk", items::PK)
+                        .expression_attribute_names("#digest", items::DIGEST)
+                        .expression_attribute_values(
+                            ":digest",
+                            AttributeValue::S(item.digest.clone()),
+                        )
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build()];
+            let digests = std::iter::once(&item.digest).chain(item.superseded.iter().flatten());
+            for digest in digests {
+                actions.push(
+                    TransactWriteItem::builder()
+                        .delete(
+                            Delete::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(items::lookup_key(digest)))
+                                .build()
+                                .map_err(build_error)?,
+                        )
+                        .build(),
+                );
+            }
             let mut counts = Vec::new();
             if uncount_live {
                 counts.push((actions.len(), items::LIVE));
@@ -234,9 +249,12 @@ impl Store {
                     }
                     return Ok(Revoked::Yes);
                 }
-                // Removed concurrently by another call.
+                // Removed concurrently by another call, or rotated: read it again.
                 Transacted::ConditionFailed(failed) if failed.contains(&0) => {
-                    return Ok(Revoked::NotFound)
+                    match self.get_token_item(&item.user_id, &item.token_uuid).await? {
+                        Some(fresh) => item = fresh,
+                        None => return Ok(Revoked::NotFound),
+                    }
                 }
                 Transacted::ConditionFailed(failed) => {
                     for (index, attribute) in counts {

@@ -25,6 +25,8 @@ pub struct Token {
     /// `None` never expires.
     pub expires: Option<DateTime<Utc>>,
     pub last_used: Option<DateTime<Utc>>,
+    /// What it may do; `None`: stored before scopes existed (see `scopes::ScopeSettings::held`).
+    pub scopes: Option<Vec<String>>,
 }
 
 impl Token {

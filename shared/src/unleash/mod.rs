@@ -5,9 +5,10 @@ use crate::app::App;
 use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http;
-use crate::identity::authenticate;
+use crate::identity::authenticate_for;
 use crate::response::{empty_response, json_response};
 use crate::store::{Revoked, TitleRule};
+use crate::tokens::scopes::{MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{
     resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, TitleError, Token,
 };
@@ -34,7 +35,7 @@ pub async fn delete_pat(app: &App, request: Request) -> Response<Body> {
     respond(http::within_deadline(&request, delete(app, &request, Utc::now())).await)
 }
 
-fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+pub(crate) fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(|e| error::unleash_response(&e))
 }
 
@@ -44,7 +45,7 @@ async fn create(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::POST)?;
-    let caller = authenticate(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     // Server-set fields (id, secret, createdAt, seenAt) in the body are ignored, as Unleash does.
     let body = http::json_object_body(request)?;
     let description = match body.get("description") {
@@ -67,41 +68,18 @@ async fn create(
         None | Some(Value::Null) => {
             return Err(ApiError::bad_field("expiresAt", "expiresAt is required."))
         }
-        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text.trim())
-            .map(|at| at.with_timezone(&Utc))
-            .map_err(|_| {
-                ApiError::bad_field(
-                    "expiresAt",
-                    "expiresAt must be a date-time such as 2030-04-19T08:15:14.000Z.",
-                )
-            })?,
-        Some(_) => {
-            return Err(ApiError::bad_field(
-                "expiresAt",
-                "expiresAt must be a date-time string.",
-            ))
-        }
+        value => value,
     };
-    let expires =
-        resolve_expiry(RequestedExpiry::At(expires_at), now, &app.config).map_err(|e| match e {
-            ExpiryError::InPast => {
-                ApiError::bad_field("expiresAt", "The expiry date should be in future.")
-            }
-            ExpiryError::BeyondMaximum { max } => ApiError::bad_field(
-                "expiresAt",
-                format!("The expiry date must be at most {max} from now."),
-            ),
-            ExpiryError::TooFar => ApiError::bad_field(
-                "expiresAt",
-                "The expiry date must be before the year 10000.",
-            ),
-        })?;
+    let expires = expires_at_field(expires_at, now, &app.config)?;
+    // Ours: an optional `scopes` array, never shown in Unleash's responses.
+    let scopes = app.new_token_scopes(&caller, body.get("scopes"))?;
     // The store refuses a description a live token of the caller has, atomically.
     let issued = app
         .issue(
             &caller.user_id,
             description,
             expires,
+            scopes,
             TitleRule::Unique,
             now,
         )
@@ -118,6 +96,45 @@ async fn create(
     Ok(response)
 }
 
+/// The expiry a create or rotation asks for in `expiresAt` (absent or null: the default
+/// lifetime, for rotations), checked against the lifetime rules, in Unleash's words.
+pub(crate) fn expires_at_field(
+    value: Option<&Value>,
+    now: DateTime<Utc>,
+    config: &crate::config::Config,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let requested = match value {
+        None | Some(Value::Null) => RequestedExpiry::Default,
+        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text.trim())
+            .map(|at| RequestedExpiry::At(at.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::bad_field(
+                    "expiresAt",
+                    "expiresAt must be a date-time such as 2030-04-19T08:15:14.000Z.",
+                )
+            })?,
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                "expiresAt",
+                "expiresAt must be a date-time string.",
+            ))
+        }
+    };
+    resolve_expiry(requested, now, config).map_err(|e| match e {
+        ExpiryError::InPast => {
+            ApiError::bad_field("expiresAt", "The expiry date should be in future.")
+        }
+        ExpiryError::BeyondMaximum { max } => ApiError::bad_field(
+            "expiresAt",
+            format!("The expiry date must be at most {max} from now."),
+        ),
+        ExpiryError::TooFar => ApiError::bad_field(
+            "expiresAt",
+            "The expiry date must be before the year 10000.",
+        ),
+    })
+}
+
 fn empty_description() -> ApiError {
     ApiError::bad_field("description", "PAT description cannot be empty.")
 }
@@ -128,7 +145,7 @@ async fn list(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::GET)?;
-    let caller = authenticate(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, READ_TOKENS).await?;
     let mut tokens: Vec<Token> = app.store.live_tokens(&caller.user_id, now).await?;
     tokens.sort_by_key(|t| t.number);
     #[derive(Serialize)]
@@ -147,7 +164,7 @@ async fn delete(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::DELETE)?;
-    let caller = authenticate(app, request, now).await?;
+    let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let number = pat_id(request)?;
     let not_found = || ApiError::NotFound("No PAT found.".into());
     let found = app
@@ -165,7 +182,7 @@ async fn delete(
 }
 
 /// The `{id}` path segment: a whole number of at least 1.
-fn pat_id(request: &Request) -> Result<u64, ApiError> {
+pub(crate) fn pat_id(request: &Request) -> Result<u64, ApiError> {
     let text = http::path_parameter(request, "id").unwrap_or_default();
     text.parse::<u64>()
         .ok()

@@ -1,0 +1,232 @@
+//! Rotation: a token keeps its identity and gets a new secret, shown once; the old secret keeps
+//! working for an optional `grace`, then is denied as `superseded`. Three routes:
+//! `POST /api/v1/user/apptoken/{token_uuid}/rotate` and `POST /api/admin/user/tokens/{id}/rotate`
+//! (`user:admin`, in their dialects), and `POST /api/v1/user/apptoken/self/rotate`, where a
+//! token rotates itself (any scopes: it cannot widen them). A superseded secret presented there
+//! after its grace means someone else holds a copy: the whole token is revoked.
+
+use crate::app::App;
+use crate::authorizer::credentials::{self, Credential};
+use crate::authorizer::{AuthKind, Decision, DenyReason};
+use crate::error::ApiError;
+use crate::http;
+use crate::identity::{self, authenticate_for};
+use crate::response::json_response;
+use crate::store::{Revoked, Rotated, Rotation};
+use crate::tokens::scopes::MANAGE_TOKENS;
+use crate::tokens::{IssuedToken, Secret, SecretDigest};
+use crate::{config, quay, unleash};
+use chrono::{DateTime, Duration, Utc};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// `POST /api/v1/user/apptoken/{token_uuid}/rotate` → 200 `{"token": {..., "token_code"}}`.
+pub async fn rotate_app_token(app: &App, request: Request) -> Response<Body> {
+    let result = http::within_deadline(&request, by_uuid(app, &request, Utc::now())).await;
+    quay::respond(&request, result)
+}
+
+/// `POST /api/admin/user/tokens/{id}/rotate` → 200 patSchema with `secret`.
+pub async fn rotate_pat(app: &App, request: Request) -> Response<Body> {
+    unleash::respond(http::within_deadline(&request, by_number(app, &request, Utc::now())).await)
+}
+
+/// `POST /api/v1/user/apptoken/self/rotate` → 200 `{"token": {..., "token_code"}}`.
+pub async fn rotate_self(app: &App, request: Request) -> Response<Body> {
+    let result = http::within_deadline(&request, itself(app, &request, Utc::now())).await;
+    quay::respond(&request, result)
+}
+
+async fn by_uuid(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::POST)?;
+    let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
+    let uuid = quay::token_uuid(request)?;
+    let body = optional_body(request)?;
+    let expires = quay::expiration(body.get("expiration"), now, &app.config)?;
+    let grace = grace(body.get("grace"), &app.config)?;
+    let (secret, rotation) = new_secret(app, expires, grace, now, None)?;
+    let rotated = app.store.rotate(&caller.user_id, &uuid, &rotation).await?;
+    quay_answer(app, finish(rotated, secret, quay::not_found)?)
+}
+
+async fn by_number(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::POST)?;
+    let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
+    let number = unleash::pat_id(request)?;
+    let body = optional_body(request)?;
+    let expires = unleash::expires_at_field(body.get("expiresAt"), now, &app.config)?;
+    let grace = grace(body.get("grace"), &app.config)?;
+    let not_found = || ApiError::NotFound("No PAT found.".into());
+    let found = app
+        .store
+        .find_by_number(&caller.user_id, number)
+        .await?
+        .ok_or_else(not_found)?;
+    let (secret, rotation) = new_secret(app, expires, grace, now, None)?;
+    let rotated = app.store.rotate_stored(&found, &rotation).await?;
+    let issued = finish(rotated, secret, not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &unleash::view(&issued.token, Some(&issued.secret)),
+    ))
+}
+
+/// The caller must present a PAT, its current secret. A superseded one past its grace (reuse)
+/// revokes the token; a session has no token of its own to rotate.
+async fn itself(
+    app: &App,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::POST)?;
+    let presented = match credentials::from_headers(request.headers()) {
+        Ok(Credential::Secret(text)) => Secret::parse(&text).ok().map(|s| s.digest()),
+        _ => None,
+    };
+    let decision = identity::decide(app, request, now).await;
+    if let Decision::Deny(denial) = &decision {
+        if let (DenyReason::Superseded, Some(user_id), Some(uuid)) =
+            (denial.reason, &denial.user_id, denial.token_uuid)
+        {
+            return Err(reuse_detected(app, user_id, &uuid, now).await);
+        }
+    }
+    let Decision::Allow(principal) = &decision else {
+        return Err(match identity::from_decision(decision) {
+            Err(e) => e.into(),
+            Ok(_) => ApiError::Internal,
+        });
+    };
+    let (AuthKind::Pat, Some(uuid), Some(presented)) =
+        (principal.auth, principal.token_uuid, presented)
+    else {
+        return Err(ApiError::bad(
+            "self/rotate rotates the personal access token presented in Authorization; a session has none",
+        ));
+    };
+    let body = optional_body(request)?;
+    let expires = quay::expiration(body.get("expiration"), now, &app.config)?;
+    let grace = grace(body.get("grace"), &app.config)?;
+    let (secret, rotation) = new_secret(app, expires, grace, now, Some(presented))?;
+    let rotated = app
+        .store
+        .rotate(&principal.user_id, &uuid, &rotation)
+        .await?;
+    quay_answer(app, finish(rotated, secret, quay::not_found)?)
+}
+
+/// A superseded secret came back after its grace: both secrets die with the token.
+async fn reuse_detected(app: &App, user_id: &str, uuid: &Uuid, now: DateTime<Utc>) -> ApiError {
+    match app.store.revoke(user_id, uuid, now).await {
+        Ok(Revoked::Yes) => tracing::warn!(
+            user_id,
+            token_uuid = %uuid,
+            "a superseded secret was presented to self/rotate after its grace: token revoked (reuse)"
+        ),
+        Ok(Revoked::NotFound) => {}
+        Err(error) => {
+            tracing::error!(%error, user_id, token_uuid = %uuid, "reuse detected, but the token could not be revoked");
+            return ApiError::Unavailable;
+        }
+    }
+    ApiError::InvalidCredentials(identity::IdentityError::Rejected.to_string())
+}
+
+/// The body is optional: absent or empty means the defaults.
+fn optional_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    let empty = match request.body() {
+        Body::Empty => true,
+        Body::Text(text) => text.trim().is_empty(),
+        Body::Binary(bytes) => bytes.iter().all(u8::is_ascii_whitespace),
+        _ => true,
+    };
+    if empty {
+        Ok(Map::new())
+    } else {
+        http::json_object_body(request)
+    }
+}
+
+/// `grace`: a duration in the configuration's units (`12h`, `7d`, `0s`), at most
+/// `MAX_ROTATION_GRACE`; absent or null is 0.
+fn grace(value: Option<&Value>, config: &config::Config) -> Result<Duration, ApiError> {
+    let max = config.max_rotation_grace;
+    let grace = match value {
+        None | Some(Value::Null) => return Ok(Duration::zero()),
+        Some(Value::String(text)) => config::parse_duration(text.trim())
+            .map_err(|problem| ApiError::bad_field("grace", format!("'grace': {problem}")))?,
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                "grace",
+                "'grace' must be a duration string such as 12h or 7d",
+            ))
+        }
+    };
+    if grace > max {
+        return Err(ApiError::bad_field(
+            "grace",
+            format!(
+                "'grace' must be at most {}",
+                crate::tokens::describe_duration(max)
+            ),
+        ));
+    }
+    Ok(grace)
+}
+
+fn new_secret(
+    app: &App,
+    expires: Option<DateTime<Utc>>,
+    grace: Duration,
+    now: DateTime<Utc>,
+    presented: Option<SecretDigest>,
+) -> Result<(Secret, Rotation), ApiError> {
+    let secret = Secret::generate().map_err(|e| {
+        tracing::error!(error = %e, "cannot generate a secret");
+        ApiError::Internal
+    })?;
+    let rotation = Rotation {
+        digest: secret.digest(),
+        expires: expires.map(crate::tokens::truncate_to_millis),
+        grace,
+        ttl_grace: app.config.ttl_grace,
+        now,
+        presented,
+    };
+    Ok((secret, rotation))
+}
+
+fn finish(
+    rotated: Rotated,
+    secret: Secret,
+    not_found: fn() -> ApiError,
+) -> Result<IssuedToken, ApiError> {
+    match rotated {
+        Rotated::Yes(token) => {
+            tracing::info!(user_id = token.user_id, token_uuid = %token.uuid, "token rotated");
+            Ok(IssuedToken { token, secret })
+        }
+        Rotated::NotFound => Err(not_found()),
+        Rotated::Conflict => Err(ApiError::Conflict(
+            "The token was rotated or revoked meanwhile; read it again and retry.".into(),
+        )),
+        Rotated::NotCurrent => Err(ApiError::bad(
+            "Only the token's current secret can rotate it; this one was replaced by a rotation.",
+        )),
+    }
+}
+
+fn quay_answer(app: &App, issued: IssuedToken) -> Result<Response<Body>, ApiError> {
+    let view = quay::view(&issued.token, Some(&issued.secret), &app.config.scopes);
+    Ok(json_response(StatusCode::OK, &json!({ "token": view })))
+}

@@ -1,0 +1,200 @@
+//! Rotating a token: the same token (uuid, number, title, scopes, created, last used) with a new
+//! secret. The earlier secret's lookup record stays, marked with the end of its grace: it
+//! authenticates until then, and is recognised afterwards (reuse detection) until its TTL.
+
+use super::dynamo::{build_error, num, to_item, Transacted};
+use super::items::{self, LookupItem, TokenItem};
+use super::tokens::StoredToken;
+use super::{Store, StoreError};
+use crate::tokens::{SecretDigest, Token};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+/// Earlier secrets a token remembers; a rotation past this many deletes the oldest one's lookup
+/// record in its transaction, so revoke and cleanup always know every record of a token.
+pub const MAX_SUPERSEDED: usize = 10;
+
+/// How long a superseded lookup record is kept after its grace ends (its TTL), so that a copy
+/// presented to `self/rotate` is recognised as reuse.
+pub fn reuse_window() -> Duration {
+    Duration::days(30)
+}
+
+/// What a rotation sets.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub digest: SecretDigest,
+    pub expires: Option<DateTime<Utc>>,
+    /// How long the current secret keeps working (0: not at all).
+    pub grace: Duration,
+    /// The removal grace after expiry (`TOKEN_TTL_GRACE`), for `ttl` and the sweep keys.
+    pub ttl_grace: Duration,
+    pub now: DateTime<Utc>,
+    /// For `self/rotate`: the secret presented, which must be the current one.
+    pub presented: Option<SecretDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    Yes(Token),
+    /// No such live token.
+    NotFound,
+    /// Another rotation (or removal) changed the token since it was read.
+    Conflict,
+    /// `presented` is an earlier secret still in its grace, not the current one.
+    NotCurrent,
+}
+
+impl Store {
+    /// GetItem (strongly consistent) + one TransactWriteItems: the token's new digest, expiry
+    /// and superseded list (on the condition that its digest is still the one read), the new
+    /// lookup record, the old one's end of grace, and the deletion of a record dropped from the
+    /// list. Of concurrent rotations exactly one succeeds; the others are `Conflict`.
+    pub async fn rotate(
+        &self,
+        user_id: &str,
+        uuid: &Uuid,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        match self.get_token_item(user_id, uuid).await? {
+            Some(item) => self.rotate_item(item, rotation).await,
+            None => Ok(Rotated::NotFound),
+        }
+    }
+
+    /// Rotates a token found by `find_by_number`: one TransactWriteItems.
+    pub async fn rotate_stored(
+        &self,
+        token: &StoredToken,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        self.rotate_item(token.item().clone(), rotation).await
+    }
+
+    async fn rotate_item(
+        &self,
+        item: TokenItem,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        if item
+            .expires_ms
+            .is_some_and(|ms| items::from_millis(ms) <= rotation.now)
+        {
+            return Ok(Rotated::NotFound);
+        }
+        if let Some(presented) = &rotation.presented {
+            if presented.to_hex() != item.digest {
+                return Ok(Rotated::NotCurrent);
+            }
+        }
+        let mut next = item.clone();
+        next.digest = rotation.digest.to_hex();
+        next.expires_ms = rotation.expires.map(|at| at.timestamp_millis());
+        let due = rotation
+            .expires
+            .map(|at| items::sweep_due(at, rotation.ttl_grace));
+        next.ttl = due.map(|at| at.timestamp());
+        next.sweep_bucket = due.map(items::sweep_bucket);
+        next.sweep_at = due.map(|at| at.timestamp());
+        let mut superseded = item.superseded.clone().unwrap_or_default();
+        superseded.insert(0, item.digest.clone());
+        let dropped = superseded.split_off(superseded.len().min(MAX_SUPERSEDED));
+        next.superseded = Some(superseded.clone());
+
+        let mut set = vec![
+            "#digest = :digest".to_owned(),
+            "#superseded = :superseded".to_owned(),
+        ];
+        let mut remove = Vec::new();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::token_key(&item.user_id, &item.token_uuid)))
+            .condition_expression("#digest = :old")
+            .expression_attribute_names("#digest", items::DIGEST)
+            .expression_attribute_names("#superseded", items::SUPERSEDED)
+            .expression_attribute_values(":digest", AttributeValue::S(next.digest.clone()))
+            .expression_attribute_values(":old", AttributeValue::S(item.digest.clone()))
+            .expression_attribute_values(
+                ":superseded",
+                AttributeValue::L(superseded.into_iter().map(AttributeValue::S).collect()),
+            );
+        // The expiry and what follows from it: set when the token expires, removed when not.
+        for (attribute, value) in [
+            (items::EXPIRES_MS, next.expires_ms.map(num)),
+            (items::TTL, next.ttl.map(num)),
+            (items::SWEEP_AT, next.sweep_at.map(num)),
+            (
+                items::SWEEP_BUCKET,
+                next.sweep_bucket.clone().map(AttributeValue::S),
+            ),
+        ] {
+            update = update.expression_attribute_names(format!("#{attribute}"), attribute);
+            match value {
+                Some(value) => {
+                    set.push(format!("#{attribute} = :{attribute}"));
+                    update = update.expression_attribute_values(format!(":{attribute}"), value);
+                }
+                None => remove.push(format!("#{attribute}")),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let token_update = update
+            .update_expression(expression)
+            .build()
+            .map_err(build_error)?;
+
+        let lookup: LookupItem = next.lookup();
+        let new_lookup = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&lookup)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", items::PK)
+            .build()
+            .map_err(build_error)?;
+        let until = rotation
+            .now
+            .checked_add_signed(rotation.grace)
+            .unwrap_or(rotation.now);
+        let keep_until = until
+            .checked_add_signed(reuse_window())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let old_lookup = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::lookup_key(&item.digest)))
+            .update_expression("SET #until = :until, #ttl = :ttl")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", items::PK)
+            .expression_attribute_names("#until", items::SUPERSEDED_UNTIL_MS)
+            .expression_attribute_names("#ttl", items::TTL)
+            .expression_attribute_values(":until", num(until.timestamp_millis()))
+            .expression_attribute_values(":ttl", num(keep_until.timestamp()))
+            .build()
+            .map_err(build_error)?;
+        let mut actions = vec![
+            TransactWriteItem::builder().update(token_update).build(),
+            TransactWriteItem::builder().put(new_lookup).build(),
+            TransactWriteItem::builder().update(old_lookup).build(),
+        ];
+        for digest in &dropped {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(items::lookup_key(digest)))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self.transact(actions).await? {
+            Transacted::Done => Ok(Rotated::Yes(next.into_token())),
+            Transacted::ConditionFailed(_) => {
+                match self.get_token_item(&item.user_id, &item.token_uuid).await? {
+                    None => Ok(Rotated::NotFound),
+                    Some(_) => Ok(Rotated::Conflict),
+                }
+            }
+        }
+    }
+}
