@@ -228,6 +228,26 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
             .into(),
     });
 
+    // the audit log: the entries the calls above wrote, a page
+    let (r, counts) = count(
+        &env,
+        &meter,
+        shared::logs::list_user_logs(
+            app,
+            request(&as_user(event("list-user-logs.json"), "alice")),
+        ),
+    )
+    .await?;
+    expect("logs", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "audit log, one page of 20".into(),
+        counts,
+        minimum: 1,
+        why: "one strongly consistent Query of the user's `LOG#` range, newest first; every \
+              change wrote its entry inside its own transaction (no extra request)"
+            .into(),
+    });
+
     // revoke
     let (r, counts) = count(
         &env,

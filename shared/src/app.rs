@@ -5,7 +5,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::identity::Caller;
 use crate::oidc::{JwtVerifier, OidcSettings};
-use crate::store::{NewToken, Store, TitleRule};
+use crate::store::{Audit, NewToken, Store, TitleRule};
 use crate::tokens::scopes::ScopeError;
 use crate::tokens::{IssuedToken, Secret};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
@@ -69,9 +69,10 @@ pub fn check_endpoint_variables(
 }
 
 impl App {
+    /// The store keeps audit entries for `config.audit_log_retention`.
     pub fn new(store: Store, config: Config, jwt: Option<JwtVerifier>) -> App {
         App {
-            store,
+            store: store.with_log_retention(config.audit_log_retention),
             config,
             jwt: jwt.map(Arc::new),
         }
@@ -135,8 +136,9 @@ impl App {
         expires: Option<DateTime<Utc>>,
         scopes: Vec<String>,
         rule: TitleRule,
-        now: DateTime<Utc>,
+        audit: &Audit,
     ) -> Result<IssuedToken, ApiError> {
+        let now = audit.at;
         let secret = Secret::generate().map_err(|e| {
             tracing::error!(error = %e, "cannot generate a secret");
             ApiError::Internal
@@ -157,6 +159,7 @@ impl App {
                 self.config.max_tokens_per_user,
                 self.config.ttl_grace,
                 rule,
+                audit,
             )
             .await?;
         tracing::info!(user_id, token_uuid = %token.uuid, number = token.number, "token created");

@@ -73,6 +73,8 @@ pub struct Config {
     pub ttl_grace: Duration,
     /// `last used` is written at most once per this window per token.
     pub last_used_throttle: Duration,
+    /// How long audit log entries are kept.
+    pub audit_log_retention: Duration,
     /// The longest `grace` a rotation may give the secret it replaces.
     pub max_rotation_grace: Duration,
     /// The scope vocabulary, the default of a create, and the authorizer's route rules.
@@ -86,6 +88,7 @@ pub const MAX_TOKENS_PER_USER: &str = "MAX_TOKENS_PER_USER";
 pub const TOKEN_TTL_GRACE: &str = "TOKEN_TTL_GRACE";
 pub const LAST_USED_THROTTLE: &str = "LAST_USED_THROTTLE";
 pub const MAX_ROTATION_GRACE: &str = "MAX_ROTATION_GRACE";
+pub const AUDIT_LOG_RETENTION: &str = "AUDIT_LOG_RETENTION";
 /// Space-separated scopes the deployment adds to Quay's.
 pub const TOKEN_SCOPES: &str = "TOKEN_SCOPES";
 /// Space-separated scopes a create without `scopes` asks for (unset: all the creator may grant).
@@ -136,6 +139,7 @@ impl Config {
         let ttl_grace = duration(TOKEN_TTL_GRACE, "1d")?;
         let last_used_throttle = duration(LAST_USED_THROTTLE, "60s")?;
         let max_rotation_grace = duration(MAX_ROTATION_GRACE, "7d")?;
+        let audit_log_retention = duration(AUDIT_LOG_RETENTION, "400d")?;
         let scopes = ScopeSettings::parse(
             get(TOKEN_SCOPES),
             get(DEFAULT_TOKEN_SCOPES),
@@ -168,6 +172,7 @@ impl Config {
             ttl_grace,
             last_used_throttle,
             max_rotation_grace,
+            audit_log_retention,
             scopes,
         })
     }
@@ -222,6 +227,7 @@ mod tests {
             (vec![(LAST_USED_THROTTLE, "never")], LAST_USED_THROTTLE),
             (vec![(TOKEN_SCOPES, "a,b")], TOKEN_SCOPES),
             (vec![(MAX_ROTATION_GRACE, "7 days")], MAX_ROTATION_GRACE),
+            (vec![(AUDIT_LOG_RETENTION, "forever")], AUDIT_LOG_RETENTION),
             (
                 vec![(DEFAULT_TOKEN_SCOPES, "repo:rea")],
                 DEFAULT_TOKEN_SCOPES,

@@ -12,13 +12,14 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
-pub const ROUTES: [(&str, &str); 12] = [
+pub const ROUTES: [(&str, &str); 13] = [
     ("POST", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken/{token_uuid}"),
     ("DELETE", "/api/v1/user/apptoken/{token_uuid}"),
     ("POST", "/api/v1/user/apptoken/{token_uuid}/rotate"),
     ("POST", "/api/v1/user/apptoken/self/rotate"),
+    ("GET", "/api/v1/user/logs"),
     ("POST", "/api/admin/user/tokens"),
     ("GET", "/api/admin/user/tokens"),
     ("DELETE", "/api/admin/user/tokens/{id}"),

@@ -8,6 +8,7 @@
 use crate::app::App;
 use crate::authorizer::credentials::CredentialError;
 use crate::authorizer::{AuthKind, Decision, DenyReason, Principal};
+use crate::store::{Actor, Audit};
 use crate::tokens::scopes::{self, AnyOf, ScopeSettings};
 use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
@@ -172,6 +173,19 @@ impl Caller {
         self.scopes.iter().any(|s| s == scope)
     }
 
+    /// The circumstances of a change this caller makes, for its audit entry: who (session, or
+    /// which token), and the source IP and user agent API Gateway saw.
+    pub fn audit(&self, request: &Request, now: DateTime<Utc>) -> Audit {
+        let actor = match self.method {
+            AuthMethod::Jwt => Actor::Session,
+            AuthMethod::Pat {
+                token_uuid: Some(uuid),
+            } => Actor::Token(uuid),
+            AuthMethod::Pat { token_uuid: None } => Actor::System,
+        };
+        request_audit(request, actor, now)
+    }
+
     /// The scopes this caller may put on a token it creates (`ScopeSettings::grantable`).
     pub fn grantable(&self, settings: &ScopeSettings) -> Vec<String> {
         settings.grantable(&self.scopes, self.method == AuthMethod::Jwt)
@@ -197,6 +211,24 @@ fn from_lambda_context(
         scopes,
     })
 }
+
+/// `actor`'s change in `request`, with its source IP and user agent.
+pub fn request_audit(request: &Request, actor: Actor, now: DateTime<Utc>) -> Audit {
+    let http = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => Some(&context.http),
+        _ => None,
+    };
+    let bounded = |text: &str| -> String { text.chars().take(MAX_USER_AGENT_CHARS).collect() };
+    Audit {
+        actor,
+        ip: http.and_then(|h| h.source_ip.clone()),
+        user_agent: http.and_then(|h| h.user_agent.as_deref()).map(bounded),
+        at: now,
+    }
+}
+
+/// A log entry keeps at most this much of a user agent.
+const MAX_USER_AGENT_CHARS: usize = 256;
 
 fn checked_user(user_id: &str) -> Result<String, IdentityError> {
     if user_id.is_empty()

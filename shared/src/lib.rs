@@ -18,6 +18,7 @@ mod extreme_dates;
 pub mod fallback;
 pub mod http;
 pub mod identity;
+pub mod logs;
 pub mod oidc;
 pub mod openapi;
 pub mod quay;

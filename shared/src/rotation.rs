@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http;
 use crate::identity::{self, authenticate_for};
 use crate::response::json_response;
-use crate::store::{Revoked, Rotated, Rotation};
+use crate::store::{Actor, Audit, Revoked, Rotated, Rotation};
 use crate::tokens::scopes::MANAGE_TOKENS;
 use crate::tokens::{IssuedToken, Secret, SecretDigest};
 use crate::{config, quay, unleash};
@@ -50,7 +50,8 @@ async fn by_uuid(
     let body = optional_body(request)?;
     let expires = quay::expiration(body.get("expiration"), now, &app.config)?;
     let grace = grace(body.get("grace"), &app.config)?;
-    let (secret, rotation) = new_secret(app, expires, grace, now, None)?;
+    let audit = caller.audit(request, now);
+    let (secret, rotation) = new_secret(app, expires, grace, audit, None)?;
     let rotated = app.store.rotate(&caller.user_id, &uuid, &rotation).await?;
     quay_answer(app, finish(rotated, secret, quay::not_found)?)
 }
@@ -72,7 +73,8 @@ async fn by_number(
         .find_by_number(&caller.user_id, number)
         .await?
         .ok_or_else(not_found)?;
-    let (secret, rotation) = new_secret(app, expires, grace, now, None)?;
+    let audit = caller.audit(request, now);
+    let (secret, rotation) = new_secret(app, expires, grace, audit, None)?;
     let rotated = app.store.rotate_stored(&found, &rotation).await?;
     let issued = finish(rotated, secret, not_found)?;
     Ok(json_response(
@@ -98,7 +100,8 @@ async fn itself(
         if let (DenyReason::Superseded, Some(user_id), Some(uuid)) =
             (denial.reason, &denial.user_id, denial.token_uuid)
         {
-            return Err(reuse_detected(app, user_id, &uuid, now).await);
+            let audit = identity::request_audit(request, Actor::Token(uuid), now);
+            return Err(reuse_detected(app, user_id, &uuid, &audit).await);
         }
     }
     let Decision::Allow(principal) = &decision else {
@@ -117,7 +120,8 @@ async fn itself(
     let body = optional_body(request)?;
     let expires = quay::expiration(body.get("expiration"), now, &app.config)?;
     let grace = grace(body.get("grace"), &app.config)?;
-    let (secret, rotation) = new_secret(app, expires, grace, now, Some(presented))?;
+    let audit = identity::request_audit(request, Actor::Token(uuid), now);
+    let (secret, rotation) = new_secret(app, expires, grace, audit, Some(presented))?;
     let rotated = app
         .store
         .rotate(&principal.user_id, &uuid, &rotation)
@@ -126,8 +130,8 @@ async fn itself(
 }
 
 /// A superseded secret came back after its grace: both secrets die with the token.
-async fn reuse_detected(app: &App, user_id: &str, uuid: &Uuid, now: DateTime<Utc>) -> ApiError {
-    match app.store.revoke(user_id, uuid, now).await {
+async fn reuse_detected(app: &App, user_id: &str, uuid: &Uuid, audit: &Audit) -> ApiError {
+    match app.store.revoke(user_id, uuid, audit).await {
         Ok(Revoked::Yes) => tracing::warn!(
             user_id,
             token_uuid = %uuid,
@@ -188,9 +192,10 @@ fn new_secret(
     app: &App,
     expires: Option<DateTime<Utc>>,
     grace: Duration,
-    now: DateTime<Utc>,
+    audit: Audit,
     presented: Option<SecretDigest>,
 ) -> Result<(Secret, Rotation), ApiError> {
+    let now = audit.at;
     let secret = Secret::generate().map_err(|e| {
         tracing::error!(error = %e, "cannot generate a secret");
         ApiError::Internal
@@ -202,6 +207,7 @@ fn new_secret(
         ttl_grace: app.config.ttl_grace,
         now,
         presented,
+        audit,
     };
     Ok((secret, rotation))
 }

@@ -62,7 +62,7 @@ async fn issue(env: &TestEnv, user: &str, expires: Option<DateTime<Utc>>) -> (Uu
             expires,
             vec!["user:admin".into()],
             shared::store::TitleRule::Shared,
-            Utc::now(),
+            &shared::store::Audit::system(Utc::now()),
         )
         .await
         .expect("token issued");

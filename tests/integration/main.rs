@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod authorizer;
 mod cleanup;
 mod fallback;

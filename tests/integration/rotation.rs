@@ -33,7 +33,7 @@ async fn issue(env: &TestEnv, user: &str, scopes: &[&str]) -> Issued {
             Some(now + Duration::days(1)),
             scopes.iter().map(|s| (*s).to_owned()).collect(),
             TitleRule::Shared,
-            now,
+            &shared::store::Audit::system(now),
         )
         .await
         .expect("token issued");

@@ -32,7 +32,7 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 /// first seeded token; the authorizer accepts the second one's secret, and so do list-pats and
 /// rotate-self (their events authenticate in process, as the bundle's routes do), before
 /// delete-pat deletes it.
-const ORDER: [&str; 15] = [
+const ORDER: [&str; 16] = [
     "get-app-token",
     "rotate-app-token",
     "rotate-pat",
@@ -41,6 +41,7 @@ const ORDER: [&str; 15] = [
     "list-pats",
     "rotate-self",
     "delete-pat",
+    "list-user-logs",
     "list-app-tokens",
     "create-app-token",
     "create-pat",
@@ -56,7 +57,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 15,
+        functions.len() >= 16,
         "template lists {} functions",
         functions.len()
     );
@@ -174,6 +175,15 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
             if binary == "rotate-self" {
                 assert_eq!(token["uuid"], authorized_uuid.to_string());
             }
+        }
+        // The shipped event asks for 12/01/2026-12/03/2026; seeds are logged when this runs.
+        "list-user-logs" => {
+            let page = http(200);
+            assert!(page["logs"].is_array(), "{page}");
+            assert_eq!(
+                page["start_time"], "Tue, 01 Dec 2026 00:00:00 -0000",
+                "{page}"
+            );
         }
         "rotate-pat" => {
             let pat = http(200);

@@ -24,7 +24,7 @@ async fn scoped(env: &TestEnv, user: &str, scopes: &[&str]) -> (Uuid, Secret) {
             Some(chrono::Utc::now() + chrono::Duration::days(1)),
             scopes.iter().map(|s| (*s).to_owned()).collect(),
             TitleRule::Shared,
-            chrono::Utc::now(),
+            &shared::store::Audit::system(chrono::Utc::now()),
         )
         .await
         .expect("token issued");

@@ -146,7 +146,14 @@ async fn numbers_are_never_reused_after_revoke() {
         .await
         .unwrap();
     assert_eq!(
-        store.revoke("erin", &first.uuid, Utc::now()).await.unwrap(),
+        store
+            .revoke(
+                "erin",
+                &first.uuid,
+                &shared::store::Audit::system(Utc::now())
+            )
+            .await
+            .unwrap(),
         Revoked::Yes
     );
     let second = store
@@ -332,7 +339,11 @@ async fn a_revoke_succeeds_whatever_the_counter_says_and_repairs_it() {
         .unwrap();
     assert_eq!(
         store
-            .revoke("hana", &made[0].uuid, Utc::now())
+            .revoke(
+                "hana",
+                &made[0].uuid,
+                &shared::store::Audit::system(Utc::now())
+            )
             .await
             .unwrap(),
         Revoked::Yes
@@ -355,7 +366,11 @@ async fn a_revoke_succeeds_whatever_the_counter_says_and_repairs_it() {
     );
     assert_eq!(
         store
-            .revoke("hana", &made[1].uuid, Utc::now())
+            .revoke(
+                "hana",
+                &made[1].uuid,
+                &shared::store::Audit::system(Utc::now())
+            )
             .await
             .unwrap(),
         Revoked::Yes

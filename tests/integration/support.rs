@@ -44,8 +44,23 @@ impl TestEnv {
         self.app.store.table()
     }
 
-    /// Every item in the table, as DynamoDB's JSON (for "the secret is stored nowhere").
+    /// Every item in the table but the audit log's (`tests/integration/audit.rs` reads those):
+    /// tokens, lookup records, counters and title counts.
     pub async fn scan_all(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let is_log = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+            item.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("LOG#"))
+        };
+        let mut items = self.scan_everything().await;
+        items.retain(|item| !is_log(item));
+        items
+    }
+
+    /// Every item in the table, as DynamoDB's JSON (for "the secret is stored nowhere").
+    pub async fn scan_everything(
+        &self,
+    ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut items = Vec::new();
         let mut pages = self
             .client
@@ -142,7 +157,12 @@ pub async fn seed_pat(env: &TestEnv, user: &str, secret: &Secret) -> shared::tok
     };
     env.app
         .store
-        .create_token(new, &secret.digest(), 100, Duration::days(1))
+        .create_token(
+            new,
+            &secret.digest(),
+            env.app.config.max_tokens_per_user,
+            Duration::days(1),
+        )
         .await
         .expect("seeded token")
 }

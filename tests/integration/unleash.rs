@@ -519,6 +519,7 @@ async fn a_description_held_only_by_expired_pats_can_be_used_again() {
             100,
             Duration::days(7),
             shared::store::TitleRule::Unique,
+            &shared::store::Audit::system(now),
         )
         .await
         .unwrap();

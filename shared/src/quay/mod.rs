@@ -83,7 +83,7 @@ async fn create(
             expires,
             scopes,
             TitleRule::Shared,
-            now,
+            &caller.audit(request, now),
         )
         .await?;
     let view = view(&issued.token, Some(&issued.secret), &app.config.scopes);
@@ -206,7 +206,11 @@ async fn revoke(
     http::require_method(request, Method::DELETE)?;
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let uuid = token_uuid(request)?;
-    match app.store.revoke(&caller.user_id, &uuid, now).await? {
+    match app
+        .store
+        .revoke(&caller.user_id, &uuid, &caller.audit(request, now))
+        .await?
+    {
         Revoked::Yes => {
             tracing::info!(user_id = caller.user_id, token_uuid = %uuid, "token revoked");
             Ok(empty_response(StatusCode::NO_CONTENT))

@@ -1,6 +1,7 @@
 //! Creating a token: its item, its lookup record, the user's live counter (the cap) and the
 //! count of its title change together in one transaction; the Unleash number is issued first.
 
+use super::audit::{Audit, LogKind};
 use super::dynamo::{
     build_error, classify, is_condition_failure, num, retry_on_conflict, to_item, Transacted,
 };
@@ -53,7 +54,8 @@ enum Inserted {
 const CREATE_ROUNDS: usize = 5;
 
 impl Store {
-    /// Creates a token whose title other live tokens may share (Quay's rule).
+    /// Creates a token whose title other live tokens may share (Quay's rule), logged as made
+    /// by this service (what tests and benchmarks seed with).
     pub async fn create_token(
         &self,
         new: NewToken,
@@ -61,12 +63,13 @@ impl Store {
         cap: u32,
         grace: Duration,
     ) -> Result<Token, StoreError> {
-        self.create_token_with(new, digest, cap, grace, TitleRule::Shared)
+        let audit = Audit::system(new.created);
+        self.create_token_with(new, digest, cap, grace, TitleRule::Shared, &audit)
             .await
     }
 
     /// Creates a token and its lookup record in one transaction that also counts it against
-    /// the user's cap and counts its title. Calls: UpdateItem (issue the number) +
+    /// the user's cap, counts its title and writes its audit entry (`audit`). Calls: UpdateItem (issue the number) +
     /// TransactWriteItems; with `TitleRule::Unique`, one Query first (a live token with the
     /// title is refused before a number is issued) and the transaction's condition on the
     /// title's count makes concurrent creates of one title yield exactly one token. On a full
@@ -78,6 +81,7 @@ impl Store {
         cap: u32,
         grace: Duration,
         rule: TitleRule,
+        audit: &Audit,
     ) -> Result<Token, StoreError> {
         let now = new.created;
         if rule == TitleRule::Unique && self.title_is_live(&new.user_id, &new.title, now).await? {
@@ -101,7 +105,7 @@ impl Store {
         };
         let mut recounted = false;
         for _ in 0..CREATE_ROUNDS {
-            match self.insert(&item, cap, guard).await? {
+            match self.insert(&item, cap, guard, audit).await? {
                 Inserted::Done => return Ok(token),
                 Inserted::TitleTaken => {
                     if self
@@ -174,6 +178,7 @@ impl Store {
         item: &TokenItem,
         cap: u32,
         guard: TitleGuard,
+        audit: &Audit,
     ) -> Result<Inserted, StoreError> {
         let count = Update::builder()
             .table_name(&self.table)
@@ -220,6 +225,13 @@ impl Store {
             TransactWriteItem::builder()
                 .update(title.build().map_err(build_error)?)
                 .build(),
+            self.log_put(
+                &item.user_id,
+                LogKind::Create,
+                &item.token_uuid,
+                &item.title,
+                audit,
+            )?,
         ];
         match self.transact(actions).await? {
             Transacted::Done => Ok(Inserted::Done),

@@ -12,6 +12,7 @@
 //! digests in `superseded` (newest first); their lookup records carry `superseded_until_ms`, the
 //! end of their grace (`store::rotate`).
 //! | title   | `USER#<user id>`   | `TITLE#<sha256 of the title>` | `refs`: how many of the user's stored tokens carry that title |
+//! | log     | `USER#<user id>`   | `LOG#<ms>#<uuid>` | an audit entry; its attributes are `store::audit`'s alone |
 
 use crate::tokens::{SecretDigest, Token};
 

@@ -5,11 +5,13 @@
 //! - `create`: a new token, under the cap and its title's rule;
 //! - `tokens`: list, get and revoke (with `create`, what the management routes call);
 //! - `rotate`: a new secret for a token, the old one kept for its grace;
+//! - `audit`: the log entry every change writes in its transaction, and reading the log;
 //! - `auth`: find a secret's lookup record and record its use (the authorizer's path);
 //! - `sweep`: the scheduled removal of expired tokens;
 //! - `items`: item types and key formats, the only place that names attributes;
 //! - `dynamo`: transactions, retries, backoff and error classification.
 
+mod audit;
 mod auth;
 mod create;
 mod dynamo;
@@ -18,6 +20,7 @@ mod rotate;
 mod sweep;
 mod tokens;
 
+pub use audit::{is_log_sk, log_sk, Actor, Audit, LogEntry, LogKind, LogPage};
 pub use auth::SecretRecord;
 pub use create::{NewToken, TitleRule};
 pub use rotate::{reuse_window, Rotated, Rotation, MAX_SUPERSEDED};
@@ -49,6 +52,8 @@ pub struct Store {
     /// `Limit` of list and sweep Queries; `None` reads DynamoDB's whole 1 MB pages (about
     /// 3,000 tokens), so a user's list is one Query.
     page_size: Option<i32>,
+    /// How long audit log entries are kept (their `ttl`).
+    log_retention: chrono::Duration,
 }
 
 impl Store {
@@ -57,6 +62,7 @@ impl Store {
             client,
             table: table.into(),
             page_size: None,
+            log_retention: audit::default_retention(),
         }
     }
 
@@ -64,6 +70,12 @@ impl Store {
     /// always follow every page; this only sets their size, for tests of the paging.
     pub fn with_page_size(mut self, page_size: i32) -> Store {
         self.page_size = Some(page_size.max(1));
+        self
+    }
+
+    /// How long audit log entries are kept (default 400 days).
+    pub fn with_log_retention(mut self, retention: chrono::Duration) -> Store {
+        self.log_retention = retention;
         self
     }
 

@@ -2,6 +2,7 @@
 //! secret. The earlier secret's lookup record stays, marked with the end of its grace: it
 //! authenticates until then, and is recognised afterwards (reuse detection) until its TTL.
 
+use super::audit::{Audit, LogKind};
 use super::dynamo::{build_error, num, to_item, Transacted};
 use super::items::{self, LookupItem, TokenItem};
 use super::tokens::StoredToken;
@@ -33,6 +34,8 @@ pub struct Rotation {
     pub now: DateTime<Utc>,
     /// For `self/rotate`: the secret presented, which must be the current one.
     pub presented: Option<SecretDigest>,
+    /// Who rotates, for the audit entry written in the rotation's transaction.
+    pub audit: Audit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +190,13 @@ impl Store {
                 .map_err(build_error)?;
             actions.push(TransactWriteItem::builder().delete(delete).build());
         }
+        actions.push(self.log_put(
+            &item.user_id,
+            LogKind::Rotate,
+            &item.token_uuid,
+            &item.title,
+            &rotation.audit,
+        )?);
         match self.transact(actions).await? {
             Transacted::Done => Ok(Rotated::Yes(next.into_token())),
             Transacted::ConditionFailed(_) => {

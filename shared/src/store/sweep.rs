@@ -4,6 +4,7 @@
 //! never leaves a token without its lookup record or the reverse, and never counts a removal
 //! twice.
 
+use super::audit::{Audit, LogKind};
 use super::items::{self, TokenItem, SWEEP_INDEX};
 use super::{Revoked, Store, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -46,6 +47,7 @@ impl Store {
         limits: SweepLimits,
     ) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
+        let audit = Audit::system(now);
         let mut gone: u64 = 0;
         let out_of_time = || limits.stop.as_ref().is_some_and(|stop| stop());
         let stopped = |mut report: SweepReport, gone: u64| {
@@ -88,7 +90,13 @@ impl Store {
                     if out_of_time() {
                         return Ok(stopped(report, gone));
                     }
-                    for removed in join_all(group.iter().map(|item| self.remove(item, now))).await {
+                    for removed in join_all(
+                        group
+                            .iter()
+                            .map(|item| self.remove(item, LogKind::Expire, &audit)),
+                    )
+                    .await
+                    {
                         match removed? {
                             Revoked::Yes => report.deleted += 1,
                             // Revoked, or removed by an overlapping run, since the page was read.

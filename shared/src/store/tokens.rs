@@ -1,6 +1,7 @@
 //! Reading and removing tokens: get, list, find by Unleash number, revoke. A removal takes the
 //! token item, its lookup record and its counts away together, in one transaction.
 
+use super::audit::{Audit, LogKind};
 use super::dynamo::{build_error, classify, num, Transacted};
 use super::items::{self, TokenItem};
 use super::{Store, StoreError};
@@ -159,9 +160,9 @@ impl Store {
     pub async fn revoke_stored(
         &self,
         token: &StoredToken,
-        now: DateTime<Utc>,
+        audit: &Audit,
     ) -> Result<Revoked, StoreError> {
-        self.remove(&token.item, now).await
+        self.remove(&token.item, LogKind::Revoke, audit).await
     }
 
     /// One strongly consistent GetItem (for the secret's digest and the title), then the
@@ -171,15 +172,15 @@ impl Store {
         &self,
         user_id: &str,
         uuid: &Uuid,
-        now: DateTime<Utc>,
+        audit: &Audit,
     ) -> Result<Revoked, StoreError> {
         match self.get_token_item(user_id, uuid).await? {
-            Some(item) => self.remove(&item, now).await,
+            Some(item) => self.remove(&item, LogKind::Revoke, audit).await,
             None => Ok(Revoked::NotFound),
         }
     }
 
-    /// Removes a token in one transaction: the token (it must still exist with the secret read,
+    /// Removes a token in one transaction with its audit entry (`kind`, `audit`): the token (it must still exist with the secret read,
     /// so two removals never both count and a concurrent rotation is not missed), every lookup
     /// record of it (the current secret's and the superseded ones'), its place under the cap
     /// (if it had not expired) and its title's count. The two counts are decremented only while
@@ -189,8 +190,10 @@ impl Store {
     pub(crate) async fn remove(
         &self,
         item: &TokenItem,
-        now: DateTime<Utc>,
+        kind: LogKind,
+        audit: &Audit,
     ) -> Result<Revoked, StoreError> {
+        let now = audit.at;
         let expired = item
             .expires_ms
             .is_some_and(|ms| items::from_millis(ms) <= now);
@@ -240,6 +243,13 @@ impl Store {
                     self.decrement(items::title_key(&item.user_id, &item.title), items::REFS)?,
                 );
             }
+            actions.push(self.log_put(
+                &item.user_id,
+                kind,
+                &item.token_uuid,
+                &item.title,
+                audit,
+            )?);
             match self.transact(actions).await? {
                 Transacted::Done => {
                     if repair_live {

@@ -81,7 +81,7 @@ async fn create(
             expires,
             scopes,
             TitleRule::Unique,
-            now,
+            &caller.audit(request, now),
         )
         .await?;
     let mut response = json_response(
@@ -172,7 +172,11 @@ async fn delete(
         .find_by_number(&caller.user_id, number)
         .await?
         .ok_or_else(not_found)?;
-    match app.store.revoke_stored(&found, now).await? {
+    match app
+        .store
+        .revoke_stored(&found, &caller.audit(request, now))
+        .await?
+    {
         Revoked::Yes => {
             tracing::info!(user_id = caller.user_id, token_uuid = %found.uuid, number, "token revoked");
             Ok(empty_response(StatusCode::OK))

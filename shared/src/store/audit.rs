@@ -1,0 +1,224 @@
+//! The audit log: one item per change to a token, written in the transaction of the change (no
+//! change without its entry, no entry without its change), under the user's partition
+//! (`LOG#<ms>#<id>`), removed by TTL after the configured retention. Never a secret or a digest.
+
+use super::dynamo::{build_error, classify, num};
+use super::items::{self, Key};
+use super::{Store, StoreError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The user, signed in (a session JWT).
+    Session,
+    /// The user, through one of their tokens.
+    Token(Uuid),
+    /// This service itself (cleanup), or an anonymous reporter (leaked tokens).
+    System,
+}
+
+/// The circumstances of a change, as its log entry records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub actor: Actor,
+    /// The caller's source IP (API Gateway's `requestContext.http.sourceIp`).
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Audit {
+    /// A change made by this service (cleanup's expiry removal).
+    pub fn system(at: DateTime<Utc>) -> Audit {
+        Audit {
+            actor: Actor::System,
+            ip: None,
+            user_agent: None,
+            at,
+        }
+    }
+}
+
+/// How long entries are kept unless configured (`AUDIT_LOG_RETENTION`).
+pub fn default_retention() -> Duration {
+    Duration::days(400)
+}
+
+/// What happened, in Quay's log kinds (ours: rotate, expire, leak).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    Create,
+    Revoke,
+    Rotate,
+    Expire,
+    LeakRevoke,
+}
+
+impl LogKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Create => "create_app_specific_token",
+            LogKind::Revoke => "revoke_app_specific_token",
+            LogKind::Rotate => "rotate_app_specific_token",
+            LogKind::Expire => "expire_app_specific_token",
+            LogKind::LeakRevoke => "leak_revoke_app_specific_token",
+        }
+    }
+}
+
+/// One entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub token_uuid: String,
+    pub title: String,
+    /// `session`, `token` or `system`.
+    pub actor: String,
+    pub actor_token: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A page of entries, newest first, and where the next page starts (`sk` of the last one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+    pub next: Option<String>,
+}
+
+const LOG_SK_PREFIX: &str = "LOG#";
+
+/// `LOG#<ms, 13 digits>#<id>`: sorts by time; the id keeps two entries of one millisecond apart.
+pub fn log_sk(at: DateTime<Utc>, id: &Uuid) -> String {
+    format!("{LOG_SK_PREFIX}{:013}#{id}", at.timestamp_millis().max(0))
+}
+
+/// The lowest and highest sort keys of entries within `[from, to)`.
+fn sk_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
+    let ms = |at: DateTime<Utc>| at.timestamp_millis().max(0);
+    (
+        format!("{LOG_SK_PREFIX}{:013}#", ms(from)),
+        format!("{LOG_SK_PREFIX}{:013}#", ms(to)),
+    )
+}
+
+/// Whether `sk` is a log entry's sort key (a `next_page` a client sends back must be).
+pub fn is_log_sk(sk: &str) -> bool {
+    sk.strip_prefix(LOG_SK_PREFIX)
+        .and_then(|rest| rest.split_once('#'))
+        .is_some_and(|(ms, id)| {
+            ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()) && Uuid::parse_str(id).is_ok()
+        })
+}
+
+impl Store {
+    /// The Put of a change's entry, for the change's transaction.
+    pub(crate) fn log_put(
+        &self,
+        user_id: &str,
+        kind: LogKind,
+        token_uuid: &Uuid,
+        title: &str,
+        audit: &Audit,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let s = |text: &str| AttributeValue::S(text.to_owned());
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            (items::PK.to_owned(), s(&items::user_pk(user_id))),
+            (items::SK.to_owned(), s(&log_sk(audit.at, &Uuid::new_v4()))),
+            ("kind".to_owned(), s(kind.as_str())),
+            ("at_ms".to_owned(), num(audit.at.timestamp_millis())),
+            ("token_uuid".to_owned(), s(&token_uuid.to_string())),
+            ("title".to_owned(), s(title)),
+        ]);
+        let (actor, actor_token) = match &audit.actor {
+            Actor::Session => ("session", None),
+            Actor::Token(uuid) => ("token", Some(uuid.to_string())),
+            Actor::System => ("system", None),
+        };
+        item.insert("actor".to_owned(), s(actor));
+        for (name, value) in [
+            ("actor_token", actor_token),
+            ("ip", audit.ip.clone()),
+            ("user_agent", audit.user_agent.clone()),
+        ] {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                item.insert(name.to_owned(), AttributeValue::S(value));
+            }
+        }
+        let keep_until = audit
+            .at
+            .checked_add_signed(self.log_retention)
+            .unwrap_or(audit.at);
+        item.insert(items::TTL.to_owned(), num(keep_until.timestamp()));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One strongly consistent Query: the user's entries within `[from, to)`, newest first, at
+    /// most `limit`, continuing below `after` (a previous page's `next`).
+    pub async fn log_page(
+        &self,
+        user_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<LogPage, StoreError> {
+        let (low, high) = sk_bounds(from, to);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", items::PK)
+            .expression_attribute_names("#sk", items::SK)
+            .expression_attribute_values(":pk", AttributeValue::S(items::user_pk(user_id)))
+            .expression_attribute_values(":low", AttributeValue::S(low))
+            .expression_attribute_values(":high", AttributeValue::S(high))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(limit);
+        if let Some(after) = after {
+            let start: Key = items::key(items::user_pk(user_id), after.to_owned());
+            query = query.set_exclusive_start_key(Some(start));
+        }
+        let output = query.send().await.map_err(classify)?;
+        let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+            item.get(name).and_then(|v| v.as_s().ok()).cloned()
+        };
+        let entries = output
+            .items()
+            .iter()
+            .map(|item| LogEntry {
+                kind: text(item, "kind").unwrap_or_default(),
+                at: item
+                    .get("at_ms")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .map(items::from_millis)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+                token_uuid: text(item, "token_uuid").unwrap_or_default(),
+                title: text(item, "title").unwrap_or_default(),
+                actor: text(item, "actor").unwrap_or_default(),
+                actor_token: text(item, "actor_token"),
+                ip: text(item, "ip"),
+                user_agent: text(item, "user_agent"),
+            })
+            .collect();
+        let next = output
+            .last_evaluated_key()
+            .and_then(|key| key.get(items::SK))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok(LogPage { entries, next })
+    }
+}
