@@ -10,7 +10,7 @@ use crate::authorizer::credentials::{self, Credential};
 use crate::authorizer::{AuthKind, Decision, DenyReason};
 use crate::error::ApiError;
 use crate::http;
-use crate::identity::{self, authenticate_for};
+use crate::identity::{self, authenticate_for, Caller};
 use crate::response::json_response;
 use crate::store::{Actor, Audit, Revoked, Rotated, Rotation};
 use crate::tokens::scopes::MANAGE_TOKENS;
@@ -24,13 +24,19 @@ use uuid::Uuid;
 
 /// `POST /api/v1/user/apptoken/{token_uuid}/rotate` → 200 `{"token": {..., "token_code"}}`.
 pub async fn rotate_app_token(app: &App, request: Request) -> Response<Body> {
-    let result = http::within_deadline(&request, by_uuid(app, &request, Utc::now())).await;
+    let result = match http::require_method(&request, Method::POST) {
+        Ok(()) => http::within_deadline(&request, by_uuid(app, &request, Utc::now())).await,
+        Err(e) => Err(e),
+    };
     quay::respond(&request, result)
 }
 
 /// `POST /api/admin/user/tokens/{id}/rotate` → 200 patSchema with `secret`.
 pub async fn rotate_pat(app: &App, request: Request) -> Response<Body> {
-    unleash::respond(http::within_deadline(&request, by_number(app, &request, Utc::now())).await)
+    unleash::respond(match http::require_method(&request, Method::POST) {
+        Ok(()) => http::within_deadline(&request, by_number(app, &request, Utc::now())).await,
+        Err(e) => Err(e),
+    })
 }
 
 /// `POST /api/v1/user/apptoken/self/rotate` → 200 `{"token": {..., "token_code"}}`.
@@ -44,14 +50,10 @@ async fn by_uuid(
     request: &Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
-    http::require_method(request, Method::POST)?;
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let uuid = quay::token_uuid(request)?;
-    let body = optional_body(request)?;
-    let expires = quay::expiration(body.get("expiration"), now, &app.config)?;
-    let grace = grace(body.get("grace"), &app.config)?;
-    let audit = caller.audit(request, now);
-    let (secret, rotation) = new_secret(app, expires, grace, audit, None)?;
+    let (secret, rotation) =
+        rotation_of(app, request, &caller, now, ("expiration", quay::expiration))?;
     let rotated = app.store.rotate(&caller.user_id, &uuid, &rotation).await?;
     quay_answer(app, finish(rotated, secret, quay::not_found)?)
 }
@@ -61,20 +63,21 @@ async fn by_number(
     request: &Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
-    http::require_method(request, Method::POST)?;
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let number = unleash::pat_id(request)?;
-    let body = optional_body(request)?;
-    let expires = unleash::expires_at_field(body.get("expiresAt"), now, &app.config)?;
-    let grace = grace(body.get("grace"), &app.config)?;
+    let (secret, rotation) = rotation_of(
+        app,
+        request,
+        &caller,
+        now,
+        ("expiresAt", unleash::expires_at_field),
+    )?;
     let not_found = || ApiError::NotFound("No PAT found.".into());
     let found = app
         .store
         .find_by_number(&caller.user_id, number)
         .await?
         .ok_or_else(not_found)?;
-    let audit = caller.audit(request, now);
-    let (secret, rotation) = new_secret(app, expires, grace, audit, None)?;
     let rotated = app.store.rotate_stored(&found, &rotation).await?;
     let issued = finish(rotated, secret, not_found)?;
     Ok(json_response(
@@ -144,6 +147,27 @@ async fn reuse_detected(app: &App, user_id: &str, uuid: &Uuid, audit: &Audit) ->
         }
     }
     ApiError::InvalidCredentials(identity::IdentityError::Rejected.to_string())
+}
+
+/// The dialect's expiry field and its reader.
+type ExpiryField = (
+    &'static str,
+    fn(Option<&Value>, DateTime<Utc>, &config::Config) -> Result<Option<DateTime<Utc>>, ApiError>,
+);
+
+/// A new secret and the rotation `caller` asked for: the (optional) body's expiry, in the
+/// dialect's field, and `grace`.
+fn rotation_of(
+    app: &App,
+    request: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+    (field, read_expiry): ExpiryField,
+) -> Result<(Secret, Rotation), ApiError> {
+    let body = optional_body(request)?;
+    let expires = read_expiry(body.get(field), now, &app.config)?;
+    let grace = grace(body.get("grace"), &app.config)?;
+    new_secret(app, expires, grace, caller.audit(request, now), None)
 }
 
 /// The body is optional: absent or empty means the defaults.
