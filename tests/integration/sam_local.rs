@@ -236,7 +236,7 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
         "example-whoami" => assert_eq!(
             http(200),
             json!({"user_id": "alice", "auth": "pat",
-                   "token_uuid": "6b5aa827-cee5-4fbe-a434-4b7b8a245ca7", "scopes": []})
+                   "token_uuid": "6b5aa827-cee5-4fbe-a434-4b7b8a245ca7", "scopes": ["repo:read"]})
         ),
         "openapi" => {
             let served = http(200);
