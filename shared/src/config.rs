@@ -33,7 +33,8 @@ impl Lifetime {
 
 /// `<digits><unit>` with unit one of s, m (minutes), h, d, w, y.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let unit_at = text.len().saturating_sub(1);
+    // The unit is the last character, whatever its width (the text may come from a request).
+    let unit_at = text.char_indices().last().map_or(0, |(at, _)| at);
     let (digits, unit) = text.split_at(unit_at);
     let count: i64 = digits
         .parse()
@@ -277,6 +278,9 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("+5d").is_err());
         assert!(parse_duration("999999999999y").is_err());
+        assert!(parse_duration("5µ").is_err());
+        assert!(parse_duration("µ").is_err());
+        assert!(parse_duration("X\u{c}\u{b}b}Rhµ").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::http;
 use crate::identity::authenticate_for;
 use crate::quay;
 use crate::response::json_response;
-use crate::store::{is_log_sk, LogEntry};
+use crate::store::{is_log_sk_within, LogEntry};
 use crate::tokens::scopes::READ_TOKENS;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -81,9 +81,12 @@ async fn list(
                 .decode(token.trim())
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .filter(|sk| is_log_sk(sk))
+                .filter(|sk| is_log_sk_within(sk, start, end))
                 .ok_or_else(|| {
-                    ApiError::bad_field("next_page", "'next_page' is not a page this API gave")
+                    ApiError::bad_field(
+                        "next_page",
+                        "'next_page' is not a page this API gave for this starttime and endtime",
+                    )
                 })?,
         ),
     };

@@ -439,6 +439,14 @@ async fn bad_log_queries_are_a_400_and_scopes_apply() {
         ),
         (vec![("next_page", "not-a-page")], "next_page"),
         (vec![("next_page", "TE9HIzEyMw")], "next_page"),
+        // A real entry's key, outside the range asked for (the last day).
+        (
+            vec![(
+                "next_page",
+                "TE9HIzE3MDAwMDAwMDAwMDAjYjU2ODVjZGEtNTJmMy00NGQ0LTliMjQtNzhhMDM1ZWMxNGUw",
+            )],
+            "next_page",
+        ),
     ] {
         let got = logs(&env, "alice", &query).await;
         assert_eq!(got.status, 400, "{query:?}: {}", got.text);

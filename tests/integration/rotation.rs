@@ -393,6 +393,7 @@ async fn bad_rotations_are_4xx_in_the_dialect_and_change_nothing() {
         (json!({"grace": "soon"}), "grace"),
         (json!({"grace": "8d"}), "grace"),
         (json!({"grace": 3600}), "grace"),
+        (json!({"grace": "5µ"}), "grace"),
         (json!({"expiration": "2001-01-01T00:00:00Z"}), "expiration"),
         (json!({"expiration": "tomorrow"}), "expiration"),
     ] {

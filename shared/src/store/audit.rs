@@ -107,7 +107,14 @@ fn sk_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
     )
 }
 
-/// Whether `sk` is a log entry's sort key (a `next_page` a client sends back must be).
+/// Whether `sk` is a log entry's sort key of the range `[from, to)` (a `next_page` a client
+/// sends back must be: DynamoDB refuses a start key outside the key condition).
+pub fn is_log_sk_within(sk: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    let (low, high) = sk_bounds(from, to);
+    is_log_sk(sk) && low.as_str() <= sk && sk <= high.as_str()
+}
+
+/// Whether `sk` is a log entry's sort key.
 pub fn is_log_sk(sk: &str) -> bool {
     sk.strip_prefix(LOG_SK_PREFIX)
         .and_then(|rest| rest.split_once('#'))
