@@ -22,7 +22,8 @@ pub const MINIMAL_GETITEM: &str = "minimal-getitem";
 
 /// The baselines: a name, the `minimal-getitem` binary's `BASELINE_CALLS` (none: the
 /// `minimal-http` binary), what it does.
-const BASELINES: [(&str, Option<&str>, &str); 4] = [
+/// The last: the SDK's stalled-stream protection off, to show what it costs.
+const BASELINES: [(&str, Option<&str>, &str); 5] = [
     (MINIMAL_HTTP, None, "lambda_http, a fixed 200"),
     (
         MINIMAL_GETITEM,
@@ -35,7 +36,13 @@ const BASELINES: [(&str, Option<&str>, &str); 4] = [
         Some("get,query"),
         "GetItem + Query",
     ),
+    (
+        NO_STALL,
+        Some("get,get"),
+        "GetItem + GetItem, stalled-stream protection off",
+    ),
 ];
+const NO_STALL: &str = "minimal-getitem-2-no-stall";
 
 /// The baseline making the same DynamoDB calls as a function's warm event (the caller's PAT
 /// lookup, a GetItem, then the route's own call; `last used` is inside its throttle window):
@@ -55,7 +62,11 @@ enum Kind {
 pub async fn run(options: &Options) -> Result<Section, String> {
     let mut section = Section::new(8, "Warm invocation CPU");
     conditions(&mut section);
-    let invocations = options.pick(1000, 5);
+    // `BENCH_WARM_INVOCATIONS` overrides the mode's count (comparisons of builds, by hand).
+    let invocations = std::env::var("BENCH_WARM_INVOCATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| options.pick(1000, 5));
     let warm_up = options.pick(20, 2);
 
     let env = fresh_env(&[]).await;
@@ -89,6 +100,9 @@ pub async fn run(options: &Options) -> Result<Section, String> {
                     shared::store::items::TOKEN_SK_PREFIX.to_owned(),
                 ),
             ]);
+            if name == NO_STALL {
+                environment.push(("BASELINE_STALLED_STREAM".to_owned(), "off".to_owned()));
+            }
             MINIMAL_GETITEM
         } else {
             name
@@ -286,7 +300,8 @@ pub async fn run(options: &Options) -> Result<Section, String> {
          `{MINIMAL_GETITEM}`, one making strongly consistent aws-sdk-dynamodb calls with the \
          SDK's defaults, then a fixed 200: one GetItem (of the token get-app-token's event \
          reads), as `minimal-getitem-2` two, as `minimal-getitem-query` a GetItem and a Query \
-         of that user's 21 tokens (`benches/baselines/`: the workspace's crates and features, \
+         of that user's 21 tokens, as `{NO_STALL}` two GetItems with the SDK's stalled-stream \
+         protection off (`benches/baselines/`: the workspace's crates and features, \
          no logging; built by `./scripts/bench` in the same run and with the same profile as \
          the functions{}). Each process is started by a first (cold) invocation, then {warm_up} \
          warm-up invocations, then {invocations} warm invocations are measured, one at a time, \

@@ -7,7 +7,8 @@
 //! Query of a partition, as a list route makes); default `get`. `TABLE_NAME` is the table;
 //! `GET_ITEM_PK` and `GET_ITEM_SK` the item's key, the partition queried too, with `sk`
 //! beginning with `QUERY_SK_PREFIX` (the bench points them at a seeded token item of a user
-//! with 21 tokens, the one `get-app-token`'s event reads).
+//! with 21 tokens, the one `get-app-token`'s event reads). `BASELINE_STALLED_STREAM=off`
+//! disables the SDK's stalled-stream protection.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{run, service_fn, Body, Error, Request, Response};
@@ -31,7 +32,15 @@ async fn main() -> Result<(), Error> {
             )),
         })
         .collect::<Result<_, _>>()?;
-    let config = aws_config::load_from_env().await;
+    // `BASELINE_STALLED_STREAM=off`: the SDK's stalled-stream protection disabled (the bench
+    // compares the SDK's configurations on this function).
+    let mut loader = aws_config::from_env();
+    if var("BASELINE_STALLED_STREAM", "on") == "off" {
+        loader = loader.stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        );
+    }
+    let config = loader.load().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     run(service_fn(|_request: Request| async {
         let mut found = 0;
