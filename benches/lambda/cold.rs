@@ -56,7 +56,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
             logical_id: "GetAppTokenFunction",
             event: get_event,
             check: |answer| answer["statusCode"] == 200,
-            note: "the issue's case: one GetItem",
+            note: "the issue's case: the caller's GetItem, then the token's",
         },
         Case {
             logical_id: "AuthorizerFunction",

@@ -4,10 +4,10 @@
 //! request of the function processes, from `/proc` of every `bootstrap` the server runs. The
 //! routes decide the count: two with the authorizer in front of the route, one without.
 
-use crate::invocation::report_durations;
 use crate::load::{create_pat, read_response, Answer, Target, PATH, REQUEST_TIMEOUT};
 use crate::procfs::{self, Cpu};
 use crate::support::{conditions, percentile, Options, Section, Verdict};
+use crate::warm::report_durations;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

@@ -28,6 +28,7 @@ mod rss;
 mod sizes;
 mod support;
 mod units;
+mod warm;
 
 use harness::dynamodb_local::progress;
 use report::Section;

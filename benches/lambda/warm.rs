@@ -1,0 +1,158 @@
+//! Item 8's measurement: one process under the runtime emulator, its CPU from `/proc` over many
+//! warm invocations (`invocation.rs` chooses the cases and writes the section).
+
+use crate::procfs::{self, Cpu};
+use harness::rie::Emulator;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Before each CPU reading: the runtime's work after the last answer (posting it, the next
+/// long poll) settles.
+const SETTLE: Duration = Duration::from_millis(50);
+
+pub struct Case<K> {
+    pub name: String,
+    pub kind: K,
+    pub bootstrap: PathBuf,
+    pub environment: Vec<(String, String)>,
+}
+
+pub struct Measured {
+    pub invocations: usize,
+    pub failures: usize,
+    pub first_failure: Option<String>,
+    /// The function process, over the measured invocations.
+    pub cpu: Cpu,
+    /// The runtime emulator's own process, over the same invocations.
+    pub rie: Option<Cpu>,
+    /// The emulator's `REPORT` durations of the measured invocations, in ms.
+    pub durations_ms: Vec<f64>,
+    pub round_trips: Vec<Duration>,
+}
+
+impl Measured {
+    /// CPU per measured invocation, in µs.
+    pub fn per_invocation(&self) -> f64 {
+        self.cpu.us() / self.invocations as f64
+    }
+}
+
+pub async fn measure<K>(
+    case: &Case<K>,
+    warm_up: usize,
+    invocations: usize,
+    event: impl Fn(usize) -> Value,
+    expected: impl Fn(&Value) -> bool,
+) -> Result<Measured, String> {
+    let emulator = Emulator::start(&case.bootstrap, &case.environment)?;
+    let measured = measure_on(&emulator, case, warm_up, invocations, event, expected).await;
+    emulator.stop();
+    measured
+}
+
+async fn measure_on<K>(
+    emulator: &Emulator,
+    case: &Case<K>,
+    warm_up: usize,
+    invocations: usize,
+    event: impl Fn(usize) -> Value,
+    expected: impl Fn(&Value) -> bool,
+) -> Result<Measured, String> {
+    let mut failures = Failures::default();
+    // The cold invocation and the warm-up: a failure there means the events do not do their
+    // work, and the figures would not mean what they say.
+    for i in 0..=warm_up {
+        failures.check(&emulator.invoke(&event(i)).await?, &expected);
+    }
+    if failures.count > 0 {
+        return Err(format!(
+            "the warm-up failed: {}",
+            failures.first.unwrap_or_default()
+        ));
+    }
+    let pid = procfs::bootstrap_pid(emulator.invoke_port)
+        .ok_or_else(|| format!("cannot find the bootstrap process of {}", case.name))?;
+    let rie = procfs::rie_pid(emulator.invoke_port);
+    tokio::time::sleep(SETTLE).await;
+    let log_offset = emulator.log_text().len();
+    let before = procfs::cpu(pid).ok_or("the bootstrap process is gone")?;
+    let rie_before = rie.and_then(procfs::cpu);
+    let mut round_trips = Vec::with_capacity(invocations);
+    for i in 0..invocations {
+        let e = event(1 + warm_up + i);
+        let started = Instant::now();
+        let answer = emulator.invoke(&e).await?;
+        round_trips.push(started.elapsed());
+        failures.check(&answer, &expected);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let after = procfs::cpu(pid).ok_or("the bootstrap process is gone")?;
+    let rie_after = rie.and_then(procfs::cpu);
+    // The emulator writes an invocation's REPORT line just after its answer: wait for the
+    // last one briefly (bounded).
+    let mut durations_ms = Vec::new();
+    for _ in 0..20 {
+        let text = emulator.log_text();
+        durations_ms = report_durations(text.get(log_offset..).unwrap_or_default());
+        if durations_ms.len() >= invocations {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(Measured {
+        invocations,
+        failures: failures.count,
+        first_failure: failures.first,
+        cpu: after.minus(&before),
+        rie: match (rie_before, rie_after) {
+            (Some(b), Some(a)) => Some(a.minus(&b)),
+            _ => None,
+        },
+        durations_ms,
+        round_trips,
+    })
+}
+
+#[derive(Default)]
+struct Failures {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Failures {
+    fn check(&mut self, answer: &Value, expected: impl Fn(&Value) -> bool) {
+        if !expected(answer) {
+            self.count += 1;
+            if self.first.is_none() {
+                self.first = Some(answer.to_string().chars().take(200).collect());
+            }
+        }
+    }
+}
+
+/// The `Duration` of every `REPORT RequestId: …\tDuration: 1.23 ms\t…` line the runtime
+/// emulator wrote, in ms: one per invocation it served.
+pub fn report_durations(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.starts_with("REPORT RequestId:"))
+        .filter_map(|l| {
+            l.split('\t')
+                .find_map(|field| field.trim().strip_prefix("Duration:"))
+                .and_then(|d| d.trim().trim_end_matches("ms").trim().parse().ok())
+        })
+        .collect()
+}
+
+pub fn median_f64(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+pub fn us(us: f64) -> String {
+    if us < 10.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{us:.0} µs")
+    }
+}
