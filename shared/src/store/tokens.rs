@@ -259,9 +259,17 @@ impl Store {
                     }
                     return Ok(Revoked::Yes);
                 }
-                // Removed concurrently by another call, or rotated: read it again.
+                // Removed concurrently by another call, or rotated: read it again. An expiry
+                // removal stops when the rotation gave the token a later expiry (the sweep
+                // index's copy it started from was older).
                 Transacted::ConditionFailed(failed) if failed.contains(&0) => {
                     match self.get_token_item(&item.user_id, &item.token_uuid).await? {
+                        Some(fresh)
+                            if kind == LogKind::Expire
+                                && fresh.sweep_at.is_none_or(|due| due > now.timestamp()) =>
+                        {
+                            return Ok(Revoked::NotFound)
+                        }
                         Some(fresh) => item = fresh,
                         None => return Ok(Revoked::NotFound),
                     }
@@ -300,5 +308,71 @@ impl Store {
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::{Secret, Token};
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use chrono::Duration;
+
+    fn item(expires: DateTime<Utc>) -> TokenItem {
+        let token = Token {
+            user_id: "alice".into(),
+            uuid: Uuid::new_v4(),
+            number: 1,
+            title: "t".into(),
+            created: expires - Duration::days(1),
+            expires: Some(expires),
+            last_used: None,
+            scopes: None,
+        };
+        TokenItem::new(
+            &token,
+            &Secret::generate().unwrap().digest(),
+            Duration::zero(),
+        )
+    }
+
+    /// The sweep index gave a copy from before a rotation that moved the expiry out: the
+    /// removal's condition on the digest fails, the token read again is not due, so the expiry
+    /// removal stops after one transaction instead of deleting a live token.
+    #[tokio::test]
+    async fn an_expiry_removal_stops_when_a_rotation_moved_the_expiry() {
+        let now = Utc::now();
+        let stale = item(now - Duration::hours(1));
+        let mut fresh = item(now + Duration::days(20));
+        fresh.token_uuid = stale.token_uuid;
+        fresh.sk = stale.sk.clone();
+        let fresh_attributes = crate::store::dynamo::to_item(&fresh).unwrap();
+        let cancelled = mock!(Client::transact_write_items).then_error(|| {
+            let reason = |code: &str| CancellationReason::builder().code(code).build();
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(reason("ConditionalCheckFailed"))
+                    .cancellation_reasons(reason("None"))
+                    .build(),
+            )
+        });
+        let read = mock!(Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(fresh_attributes.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&cancelled, &read]);
+        let store = Store::new(client, "tokens");
+        let removed = store
+            .remove(&stale, LogKind::Expire, &Audit::system(now))
+            .await
+            .unwrap();
+        assert_eq!(removed, Revoked::NotFound);
+        assert_eq!((cancelled.num_calls(), read.num_calls()), (1, 1));
     }
 }
