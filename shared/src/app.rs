@@ -139,10 +139,7 @@ impl App {
         audit: &Audit,
     ) -> Result<IssuedToken, ApiError> {
         let now = audit.at;
-        let secret = Secret::generate().map_err(|e| {
-            tracing::error!(error = %e, "cannot generate a secret");
-            ApiError::Internal
-        })?;
+        let secret = generate_secret()?;
         let new = NewToken {
             user_id: user_id.to_owned(),
             uuid: Uuid::new_v4(),
@@ -165,6 +162,14 @@ impl App {
         tracing::info!(user_id, token_uuid = %token.uuid, number = token.number, "token created");
         Ok(IssuedToken { token, secret })
     }
+}
+
+/// A new secret from the OS CSPRNG; a failing CSPRNG is a 500, logged.
+pub fn generate_secret() -> Result<Secret, ApiError> {
+    Secret::generate().map_err(|e| {
+        tracing::error!(error = %e, "cannot generate a secret");
+        ApiError::Internal
+    })
 }
 
 /// The DynamoDB client, from the environment as Lambda sets it (`AWS_ENDPOINT_URL_DYNAMODB`

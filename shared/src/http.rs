@@ -38,6 +38,25 @@ pub async fn within_deadline<T>(
     })
 }
 
+fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
+
+/// [`json_object_body`] for a route whose body is optional: none, or only white space, is an
+/// empty object (whatever the `Content-Type`).
+pub fn optional_json_object_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    if body_bytes(request).iter().all(u8::is_ascii_whitespace) {
+        Ok(Map::new())
+    } else {
+        json_object_body(request)
+    }
+}
+
 /// The body as a JSON object: JSON content type (or none), at most 16 KiB, well-formed, an object.
 pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
@@ -57,12 +76,7 @@ pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiErro
             )));
         }
     }
-    let bytes: &[u8] = match request.body() {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    };
+    let bytes = body_bytes(request);
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::bad(format!(
             "Request body is larger than {} KiB",

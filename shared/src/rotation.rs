@@ -5,12 +5,12 @@
 //! token rotates itself (any scopes: it cannot widen them). A superseded secret presented there
 //! after its grace means someone else holds a copy: the whole token is revoked.
 
-use crate::app::App;
+use crate::app::{generate_secret, App};
 use crate::authorizer::credentials::{self, Credential};
-use crate::authorizer::{AuthKind, Decision, DenyReason};
+use crate::authorizer::{Decision, DenyReason};
 use crate::error::ApiError;
 use crate::http;
-use crate::identity::{self, authenticate_for, Caller};
+use crate::identity::{self, authenticate_for, AuthMethod, Caller};
 use crate::response::json_response;
 use crate::store::{Actor, Audit, Revoked, Rotated, Rotation};
 use crate::tokens::scopes::MANAGE_TOKENS;
@@ -19,24 +19,18 @@ use crate::{config, quay, unleash};
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// `POST /api/v1/user/apptoken/{token_uuid}/rotate` → 200 `{"token": {..., "token_code"}}`.
 pub async fn rotate_app_token(app: &App, request: Request) -> Response<Body> {
-    let result = match http::require_method(&request, Method::POST) {
-        Ok(()) => http::within_deadline(&request, by_uuid(app, &request, Utc::now())).await,
-        Err(e) => Err(e),
-    };
+    let result = http::within_deadline(&request, by_uuid(app, &request, Utc::now())).await;
     quay::respond(&request, result)
 }
 
 /// `POST /api/admin/user/tokens/{id}/rotate` → 200 patSchema with `secret`.
 pub async fn rotate_pat(app: &App, request: Request) -> Response<Body> {
-    unleash::respond(match http::require_method(&request, Method::POST) {
-        Ok(()) => http::within_deadline(&request, by_number(app, &request, Utc::now())).await,
-        Err(e) => Err(e),
-    })
+    unleash::respond(http::within_deadline(&request, by_number(app, &request, Utc::now())).await)
 }
 
 /// `POST /api/v1/user/apptoken/self/rotate` → 200 `{"token": {..., "token_code"}}`.
@@ -50,10 +44,10 @@ async fn by_uuid(
     request: &Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::POST)?;
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let uuid = quay::token_uuid(request)?;
-    let (secret, rotation) =
-        rotation_of(app, request, &caller, now, ("expiration", quay::expiration))?;
+    let (secret, rotation) = rotation_of(app, request, &caller, now, QUAY_EXPIRY, None)?;
     let rotated = app.store.rotate(&caller.user_id, &uuid, &rotation).await?;
     quay_answer(app, finish(rotated, secret, quay::not_found)?)
 }
@@ -63,23 +57,13 @@ async fn by_number(
     request: &Request,
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, ApiError> {
+    http::require_method(request, Method::POST)?;
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let number = unleash::pat_id(request)?;
-    let (secret, rotation) = rotation_of(
-        app,
-        request,
-        &caller,
-        now,
-        ("expiresAt", unleash::expires_at_field),
-    )?;
-    let not_found = || ApiError::NotFound("No PAT found.".into());
-    let found = app
-        .store
-        .find_by_number(&caller.user_id, number)
-        .await?
-        .ok_or_else(not_found)?;
+    let (secret, rotation) = rotation_of(app, request, &caller, now, UNLEASH_EXPIRY, None)?;
+    let found = unleash::find_pat(app, &caller.user_id, number).await?;
     let rotated = app.store.rotate_stored(&found, &rotation).await?;
-    let issued = finish(rotated, secret, not_found)?;
+    let issued = finish(rotated, secret, unleash::pat_not_found)?;
     Ok(json_response(
         StatusCode::OK,
         &unleash::view(&issued.token, Some(&issued.secret)),
@@ -107,28 +91,20 @@ async fn itself(
             return Err(reuse_detected(app, user_id, &uuid, &audit).await);
         }
     }
-    let Decision::Allow(principal) = &decision else {
-        return Err(match identity::from_decision(decision) {
-            Err(e) => e.into(),
-            Ok(_) => ApiError::Internal,
-        });
-    };
-    let (AuthKind::Pat, Some(uuid), Some(presented)) =
-        (principal.auth, principal.token_uuid, presented)
+    let caller = identity::from_decision(decision)?;
+    let (
+        AuthMethod::Pat {
+            token_uuid: Some(uuid),
+        },
+        Some(presented),
+    ) = (&caller.method, presented)
     else {
         return Err(ApiError::bad(
             "self/rotate rotates the personal access token presented in Authorization; a session has none",
         ));
     };
-    let body = optional_body(request)?;
-    let expires = quay::expiration(body.get("expiration"), now, &app.config)?;
-    let grace = grace(body.get("grace"), &app.config)?;
-    let audit = identity::request_audit(request, Actor::Token(uuid), now);
-    let (secret, rotation) = new_secret(app, expires, grace, audit, Some(presented))?;
-    let rotated = app
-        .store
-        .rotate(&principal.user_id, &uuid, &rotation)
-        .await?;
+    let (secret, rotation) = rotation_of(app, request, &caller, now, QUAY_EXPIRY, Some(presented))?;
+    let rotated = app.store.rotate(&caller.user_id, uuid, &rotation).await?;
     quay_answer(app, finish(rotated, secret, quay::not_found)?)
 }
 
@@ -154,35 +130,32 @@ type ExpiryField = (
     &'static str,
     fn(Option<&Value>, DateTime<Utc>, &config::Config) -> Result<Option<DateTime<Utc>>, ApiError>,
 );
+const QUAY_EXPIRY: ExpiryField = ("expiration", quay::expiration);
+const UNLEASH_EXPIRY: ExpiryField = ("expiresAt", unleash::expires_at_field);
 
 /// A new secret and the rotation `caller` asked for: the (optional) body's expiry, in the
-/// dialect's field, and `grace`.
+/// dialect's field, and `grace`; `presented`, for `self/rotate`, the secret that must be current.
 fn rotation_of(
     app: &App,
     request: &Request,
     caller: &Caller,
     now: DateTime<Utc>,
     (field, read_expiry): ExpiryField,
+    presented: Option<SecretDigest>,
 ) -> Result<(Secret, Rotation), ApiError> {
-    let body = optional_body(request)?;
+    let body = http::optional_json_object_body(request)?;
     let expires = read_expiry(body.get(field), now, &app.config)?;
     let grace = grace(body.get("grace"), &app.config)?;
-    new_secret(app, expires, grace, caller.audit(request, now), None)
-}
-
-/// The body is optional: absent or empty means the defaults.
-fn optional_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
-    let empty = match request.body() {
-        Body::Empty => true,
-        Body::Text(text) => text.trim().is_empty(),
-        Body::Binary(bytes) => bytes.iter().all(u8::is_ascii_whitespace),
-        _ => true,
+    let secret = generate_secret()?;
+    let rotation = Rotation {
+        digest: secret.digest(),
+        expires: expires.map(crate::tokens::truncate_to_millis),
+        grace,
+        ttl_grace: app.config.ttl_grace,
+        presented,
+        audit: caller.audit(request, now),
     };
-    if empty {
-        Ok(Map::new())
-    } else {
-        http::json_object_body(request)
-    }
+    Ok((secret, rotation))
 }
 
 /// `grace`: a duration in the configuration's units (`12h`, `7d`, `0s`), at most
@@ -210,30 +183,6 @@ fn grace(value: Option<&Value>, config: &config::Config) -> Result<Duration, Api
         ));
     }
     Ok(grace)
-}
-
-fn new_secret(
-    app: &App,
-    expires: Option<DateTime<Utc>>,
-    grace: Duration,
-    audit: Audit,
-    presented: Option<SecretDigest>,
-) -> Result<(Secret, Rotation), ApiError> {
-    let now = audit.at;
-    let secret = Secret::generate().map_err(|e| {
-        tracing::error!(error = %e, "cannot generate a secret");
-        ApiError::Internal
-    })?;
-    let rotation = Rotation {
-        digest: secret.digest(),
-        expires: expires.map(crate::tokens::truncate_to_millis),
-        grace,
-        ttl_grace: app.config.ttl_grace,
-        now,
-        presented,
-        audit,
-    };
-    Ok((secret, rotation))
 }
 
 fn finish(

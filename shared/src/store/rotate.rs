@@ -31,7 +31,6 @@ pub struct Rotation {
     pub grace: Duration,
     /// The removal grace after expiry (`TOKEN_TTL_GRACE`), for `ttl` and the sweep keys.
     pub ttl_grace: Duration,
-    pub now: DateTime<Utc>,
     /// For `self/rotate`: the secret presented, which must be the current one.
     pub presented: Option<SecretDigest>,
     /// Who rotates, for the audit entry written in the rotation's transaction.
@@ -82,7 +81,7 @@ impl Store {
     ) -> Result<Rotated, StoreError> {
         if item
             .expires_ms
-            .is_some_and(|ms| items::from_millis(ms) <= rotation.now)
+            .is_some_and(|ms| items::from_millis(ms) <= rotation.audit.at)
         {
             return Ok(Rotated::NotFound);
         }
@@ -91,15 +90,11 @@ impl Store {
                 return Ok(Rotated::NotCurrent);
             }
         }
-        let mut next = item.clone();
-        next.digest = rotation.digest.to_hex();
-        next.expires_ms = rotation.expires.map(|at| at.timestamp_millis());
-        let due = rotation
-            .expires
-            .map(|at| items::sweep_due(at, rotation.ttl_grace));
-        next.ttl = due.map(|at| at.timestamp());
-        next.sweep_bucket = due.map(items::sweep_bucket);
-        next.sweep_at = due.map(|at| at.timestamp());
+        // The same token with the new digest and expiry; `ttl` and the sweep keys follow from
+        // the expiry as they do at create.
+        let mut token = item.clone().into_token();
+        token.expires = rotation.expires;
+        let mut next = TokenItem::new(&token, &rotation.digest, rotation.ttl_grace);
         let mut superseded = item.superseded.clone().unwrap_or_default();
         superseded.insert(0, item.digest.clone());
         let dropped = superseded.split_off(superseded.len().min(MAX_SUPERSEDED));
@@ -158,10 +153,8 @@ impl Store {
             .expression_attribute_names("#pk", items::PK)
             .build()
             .map_err(build_error)?;
-        let until = rotation
-            .now
-            .checked_add_signed(rotation.grace)
-            .unwrap_or(rotation.now);
+        let now = rotation.audit.at;
+        let until = now.checked_add_signed(rotation.grace).unwrap_or(now);
         let keep_until = until
             .checked_add_signed(reuse_window())
             .unwrap_or(DateTime::<Utc>::MAX_UTC);

@@ -7,7 +7,7 @@ use crate::error::{self, ApiError};
 use crate::http;
 use crate::identity::authenticate_for;
 use crate::response::{empty_response, json_response};
-use crate::store::{Revoked, TitleRule};
+use crate::store::{Revoked, StoredToken, TitleRule};
 use crate::tokens::scopes::{MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{
     resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, TitleError, Token,
@@ -166,12 +166,7 @@ async fn delete(
     http::require_method(request, Method::DELETE)?;
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let number = pat_id(request)?;
-    let not_found = || ApiError::NotFound("No PAT found.".into());
-    let found = app
-        .store
-        .find_by_number(&caller.user_id, number)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = find_pat(app, &caller.user_id, number).await?;
     match app
         .store
         .revoke_stored(&found, &caller.audit(request, now))
@@ -181,8 +176,24 @@ async fn delete(
             tracing::info!(user_id = caller.user_id, token_uuid = %found.uuid, number, "token revoked");
             Ok(empty_response(StatusCode::OK))
         }
-        Revoked::NotFound => Err(not_found()),
+        Revoked::NotFound => Err(pat_not_found()),
     }
+}
+
+/// The caller's PAT with Unleash id `number` (one Query of `by_number`), or Unleash's 404.
+pub(crate) async fn find_pat(
+    app: &App,
+    user_id: &str,
+    number: u64,
+) -> Result<StoredToken, ApiError> {
+    app.store
+        .find_by_number(user_id, number)
+        .await?
+        .ok_or_else(pat_not_found)
+}
+
+pub(crate) fn pat_not_found() -> ApiError {
+    ApiError::NotFound("No PAT found.".into())
 }
 
 /// The `{id}` path segment: a whole number of at least 1.
