@@ -130,7 +130,7 @@ fn view(entry: &LogEntry, user_id: &str) -> Value {
         "kind": entry.kind,
         "metadata": metadata,
         "ip": entry.ip,
-        "datetime": Rfc2822(entry.at),
+        "datetime": Rfc2822(entry.at()),
     });
     if entry.actor != "system" {
         log["performer"] = json!({"kind": "user", "name": user_id, "is_robot": false});

@@ -2,12 +2,12 @@
 //! change without its entry, no entry without its change), under the user's partition
 //! (`LOG#<ms>#<id>`), removed by TTL after the configured retention. Never a secret or a digest.
 
-use super::dynamo::{build_error, classify, num};
+use super::dynamo::{build_error, classify, parse_item, to_item};
 use super::items::{self, Key};
 use super::{Store, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Who made a change.
@@ -70,18 +70,32 @@ impl LogKind {
     }
 }
 
-/// One entry as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry, as stored (written with `to_item`, read back with `parse_item`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
+    pub pk: String,
+    pub sk: String,
+    /// A `LogKind`'s name.
     pub kind: String,
-    pub at: DateTime<Utc>,
+    pub at_ms: i64,
     pub token_uuid: String,
     pub title: String,
     /// `session`, `token` or `system`.
     pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Epoch seconds of the end of its retention.
+    pub ttl: i64,
+}
+
+impl LogEntry {
+    pub fn at(&self) -> DateTime<Utc> {
+        items::from_millis(self.at_ms)
+    }
 }
 
 /// A page of entries, newest first, and where the next page starts (`sk` of the last one).
@@ -94,7 +108,7 @@ pub struct LogPage {
 const LOG_SK_PREFIX: &str = "LOG#";
 
 /// `LOG#<ms, 13 digits>#<id>`: sorts by time; the id keeps two entries of one millisecond apart.
-pub fn log_sk(at: DateTime<Utc>, id: &Uuid) -> String {
+fn log_sk(at: DateTime<Utc>, id: &Uuid) -> String {
     format!("{LOG_SK_PREFIX}{:013}#{id}", at.timestamp_millis().max(0))
 }
 
@@ -115,7 +129,7 @@ pub fn is_log_sk_within(sk: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> boo
 }
 
 /// Whether `sk` is a log entry's sort key.
-pub fn is_log_sk(sk: &str) -> bool {
+fn is_log_sk(sk: &str) -> bool {
     sk.strip_prefix(LOG_SK_PREFIX)
         .and_then(|rest| rest.split_once('#'))
         .is_some_and(|(ms, id)| {
@@ -133,38 +147,32 @@ impl Store {
         title: &str,
         audit: &Audit,
     ) -> Result<TransactWriteItem, StoreError> {
-        let s = |text: &str| AttributeValue::S(text.to_owned());
-        let mut item: HashMap<String, AttributeValue> = HashMap::from([
-            (items::PK.to_owned(), s(&items::user_pk(user_id))),
-            (items::SK.to_owned(), s(&log_sk(audit.at, &Uuid::new_v4()))),
-            ("kind".to_owned(), s(kind.as_str())),
-            ("at_ms".to_owned(), num(audit.at.timestamp_millis())),
-            ("token_uuid".to_owned(), s(&token_uuid.to_string())),
-            ("title".to_owned(), s(title)),
-        ]);
         let (actor, actor_token) = match &audit.actor {
             Actor::Session => ("session", None),
             Actor::Token(uuid) => ("token", Some(uuid.to_string())),
             Actor::System => ("system", None),
         };
-        item.insert("actor".to_owned(), s(actor));
-        for (name, value) in [
-            ("actor_token", actor_token),
-            ("ip", audit.ip.clone()),
-            ("user_agent", audit.user_agent.clone()),
-        ] {
-            if let Some(value) = value.filter(|v| !v.is_empty()) {
-                item.insert(name.to_owned(), AttributeValue::S(value));
-            }
-        }
         let keep_until = audit
             .at
             .checked_add_signed(self.log_retention)
             .unwrap_or(audit.at);
-        item.insert(items::TTL.to_owned(), num(keep_until.timestamp()));
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let entry = LogEntry {
+            pk: items::user_pk(user_id),
+            sk: log_sk(audit.at, &Uuid::new_v4()),
+            kind: kind.as_str().to_owned(),
+            at_ms: audit.at.timestamp_millis(),
+            token_uuid: token_uuid.to_string(),
+            title: title.to_owned(),
+            actor: actor.to_owned(),
+            actor_token,
+            ip: given(&audit.ip),
+            user_agent: given(&audit.user_agent),
+            ttl: keep_until.timestamp(),
+        };
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(to_item(&entry)?))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -199,28 +207,12 @@ impl Store {
             query = query.set_exclusive_start_key(Some(start));
         }
         let output = query.send().await.map_err(classify)?;
-        let text = |item: &HashMap<String, AttributeValue>, name: &str| {
-            item.get(name).and_then(|v| v.as_s().ok()).cloned()
-        };
         let entries = output
             .items()
             .iter()
-            .map(|item| LogEntry {
-                kind: text(item, "kind").unwrap_or_default(),
-                at: item
-                    .get("at_ms")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .map(items::from_millis)
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-                token_uuid: text(item, "token_uuid").unwrap_or_default(),
-                title: text(item, "title").unwrap_or_default(),
-                actor: text(item, "actor").unwrap_or_default(),
-                actor_token: text(item, "actor_token"),
-                ip: text(item, "ip"),
-                user_agent: text(item, "user_agent"),
-            })
-            .collect();
+            .cloned()
+            .map(parse_item)
+            .collect::<Result<Vec<LogEntry>, _>>()?;
         let next = output
             .last_evaluated_key()
             .and_then(|key| key.get(items::SK))

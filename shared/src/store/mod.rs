@@ -20,7 +20,7 @@ mod rotate;
 mod sweep;
 mod tokens;
 
-pub use audit::{is_log_sk, is_log_sk_within, log_sk, Actor, Audit, LogEntry, LogKind, LogPage};
+pub use audit::{is_log_sk_within, Actor, Audit, LogEntry, LogKind, LogPage};
 pub use auth::SecretRecord;
 pub use create::{NewToken, TitleRule};
 pub use rotate::{reuse_window, Rotated, Rotation, MAX_SUPERSEDED};
