@@ -278,7 +278,7 @@ impl Decision {
     /// An allow becomes a deny (`insufficient_scope`) unless the caller holds one of `needed`.
     pub fn requiring(self, needed: &[String]) -> Decision {
         match self {
-            Decision::Allow(p) if !needed.iter().any(|n| p.scopes.contains(n)) => {
+            Decision::Allow(p) if !crate::tokens::scopes::holds_any(&p.scopes, needed) => {
                 Decision::Deny(Denial {
                     reason: DenyReason::InsufficientScope,
                     auth: Some(p.auth),

@@ -56,8 +56,9 @@ pub fn join<S: AsRef<str>>(scopes: &[S]) -> String {
 }
 
 /// Whether `held` contains one of `needed`.
-pub fn holds_any<S: AsRef<str>>(held: &[S], needed: &[&str]) -> bool {
-    held.iter().any(|s| needed.contains(&s.as_ref()))
+pub fn holds_any<H: AsRef<str>, N: AsRef<str>>(held: &[H], needed: &[N]) -> bool {
+    held.iter()
+        .any(|h| needed.iter().any(|n| n.as_ref() == h.as_ref()))
 }
 
 /// The deployment's scope settings, read once at cold start.
