@@ -111,7 +111,7 @@ async fn list(
 }
 
 /// One entry as Quay shows it: its kind, Quay's metadata (plus ours: how the change was made,
-/// the token that made it, the user agent), the source IP, the time, and the performer.
+/// the token that made it, the user agent), the source IP, the time, and the performer (the user).
 fn view(entry: &LogEntry, user_id: &str) -> Value {
     let mut metadata = Map::new();
     metadata.insert(
@@ -126,16 +126,15 @@ fn view(entry: &LogEntry, user_id: &str) -> Value {
     if let Some(agent) = &entry.user_agent {
         metadata.insert("user_agent".into(), agent.clone().into());
     }
-    let mut log = json!({
+    // The performer is the log's user, as the contract has it; `performed_with` tells a change
+    // this service made (cleanup) from the user's own.
+    json!({
         "kind": entry.kind,
         "metadata": metadata,
         "ip": entry.ip,
         "datetime": Rfc2822(entry.at()),
-    });
-    if entry.actor != "system" {
-        log["performer"] = json!({"kind": "user", "name": user_id, "is_robot": false});
-    }
-    log
+        "performer": {"kind": "user", "name": user_id, "is_robot": false},
+    })
 }
 
 /// A date as Quay writes it.

@@ -253,6 +253,17 @@ async fn cleanup_logs_each_expiry_removal() {
         (expired[0].actor.as_str(), expired[0].title.as_str()),
         ("system", "short")
     );
+    // Through the route: the day of the removal, with the user as performer.
+    let day = |at: chrono::DateTime<Utc>| at.format("%m/%d/%Y").to_string();
+    let (from, to) = (day(now), day(now + Duration::days(3)));
+    let (entries, _) = all_logs(&env, "erin", &[("starttime", &from), ("endtime", &to)]).await;
+    let expiry = entries
+        .iter()
+        .find(|e| e["kind"] == "expire_app_specific_token")
+        .expect("the expiry removal's entry");
+    assert_eq!(expiry["metadata"]["performed_with"], "system");
+    assert_eq!(expiry["ip"], Value::Null);
+    assert_eq!(expiry["performer"]["name"], "erin");
 }
 
 #[tokio::test]
