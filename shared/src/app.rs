@@ -52,7 +52,11 @@ pub fn dynamodb_timeouts() -> TimeoutConfig {
 
 /// Endpoint variables the SDK reads. Set but empty, the SDK would accept them at init and
 /// panic at the first request ("URL was unset"); refuse them at init instead, by name.
-pub const ENDPOINT_VARIABLES: [&str; 2] = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"];
+pub const ENDPOINT_VARIABLES: [&str; 3] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
+];
 
 pub fn check_endpoint_variables(
     vars: &std::collections::HashMap<String, String>,

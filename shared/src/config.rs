@@ -80,6 +80,8 @@ pub struct Config {
     pub max_rotation_grace: Duration,
     /// The scope vocabulary, the default of a create, and the authorizer's route rules.
     pub scopes: ScopeSettings,
+    /// The EventBridge bus expiry notifications and leak reports go to (a name or an ARN).
+    pub event_bus_name: String,
 }
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -96,6 +98,8 @@ pub const TOKEN_SCOPES: &str = "TOKEN_SCOPES";
 pub const DEFAULT_TOKEN_SCOPES: &str = "DEFAULT_TOKEN_SCOPES";
 /// JSON object: route key → the scopes (any one) the authorizer requires for it.
 pub const AUTHORIZER_ROUTE_SCOPES: &str = "AUTHORIZER_ROUTE_SCOPES";
+/// The EventBridge bus of the bundle's events (default: the account's `default` bus).
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -151,6 +155,17 @@ impl Config {
             problem,
         })?;
 
+        let event_bus_name = get(EVENT_BUS_NAME).unwrap_or("default").to_owned();
+        let bus_char = |c: char| c.is_ascii_alphanumeric() || "._-/:".contains(c);
+        if event_bus_name.len() > 1600 || !event_bus_name.chars().all(bus_char) {
+            return Err(ConfigError {
+                variable: EVENT_BUS_NAME,
+                problem: format!(
+                    "{event_bus_name:?} is not an event bus name or ARN (A-Z a-z 0-9 . _ - / :)"
+                ),
+            });
+        }
+
         if let (Lifetime::For(default), Lifetime::For(max)) = (default_lifetime, max_lifetime) {
             if default > max {
                 return Err(ConfigError {
@@ -175,6 +190,7 @@ impl Config {
             max_rotation_grace,
             audit_log_retention,
             scopes,
+            event_bus_name,
         })
     }
 

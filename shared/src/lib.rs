@@ -4,6 +4,7 @@
 //! - `store`: DynamoDB items and calls
 //! - `identity`: who is calling, from API Gateway's request context
 //! - `quay`, `unleash`: the two API dialects; `error`: their error bodies
+//! - `cleanup`, `notify`: the scheduled runs; `events`: what goes to EventBridge
 //! - `config`, `app`, `telemetry`: what a function builds once at cold start
 
 pub mod app;
@@ -12,6 +13,7 @@ pub mod cleanup;
 pub mod config;
 pub mod dates;
 pub mod error;
+pub mod events;
 pub mod example;
 #[cfg(test)]
 mod extreme_dates;
@@ -19,6 +21,7 @@ pub mod fallback;
 pub mod http;
 pub mod identity;
 pub mod logs;
+pub mod notify;
 pub mod oidc;
 pub mod openapi;
 pub mod quay;
