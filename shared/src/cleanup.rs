@@ -62,7 +62,7 @@ fn summary(report: &SweepReport, elapsed: Duration) -> Value {
 
 /// The instant to stop at: the invocation's deadline (epoch milliseconds) less the margin.
 /// A zero deadline means none was given (a context built by hand).
-fn stop_at(deadline_ms: u64, now: Instant) -> Option<Instant> {
+pub(crate) fn stop_at(deadline_ms: u64, now: Instant) -> Option<Instant> {
     if deadline_ms == 0 {
         return None;
     }

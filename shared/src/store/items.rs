@@ -13,6 +13,10 @@
 //! end of their grace (`store::rotate`).
 //! | title   | `USER#<user id>`   | `TITLE#<sha256 of the title>` | `refs`: how many of the user's stored tokens carry that title |
 //! | log     | `USER#<user id>`   | `LOG#<ms>#<uuid>` | an audit entry; its attributes are `store::audit`'s alone |
+//! | notice claim | `USER#<user id>` | `NOTICE#<days>d` | `run`, `until_ms`, `ttl`: a notification run is announcing the user's tokens for that threshold |
+//!
+//! A token announced as expiring carries `noticed_days`, the smallest threshold announced for
+//! its current expiry (a rotation removes it).
 
 use crate::tokens::{SecretDigest, Token};
 
@@ -37,23 +41,39 @@ pub const REFS: &str = "refs";
 pub const SCOPES: &str = "scopes";
 pub const SUPERSEDED: &str = "superseded";
 pub const SUPERSEDED_UNTIL_MS: &str = "superseded_until_ms";
+pub const NOTICED_DAYS: &str = "noticed_days";
+pub const NOTICE_RUN: &str = "run";
+pub const NOTICE_UNTIL_MS: &str = "until_ms";
 
 /// Local secondary index: a user's tokens by Unleash integer id (projects `digest`, `expires_ms`).
 pub const NUMBER_INDEX: &str = "by_number";
 /// Sparse global secondary index: expiring tokens by the day they become due for cleanup
-/// (`sweep_bucket`) and the second they do (`sweep_at`); projects `digest`.
+/// (`sweep_bucket`) and the second they do (`sweep_at`); projects the whole item.
 pub const SWEEP_INDEX: &str = "sweep";
 
 pub const TOKEN_SK_PREFIX: &str = "TOKEN#";
 pub const COUNTER_SK: &str = "COUNTER";
 pub const SECRET_SK: &str = "SECRET";
 pub const TITLE_SK_PREFIX: &str = "TITLE#";
+pub const NOTICE_SK_PREFIX: &str = "NOTICE#";
+const USER_PK_PREFIX: &str = "USER#";
 
 /// An item's primary key, as DynamoDB's calls take it.
 pub type Key = HashMap<String, AttributeValue>;
 
 pub fn user_pk(user_id: &str) -> String {
-    format!("USER#{user_id}")
+    format!("{USER_PK_PREFIX}{user_id}")
+}
+
+/// The user id of a `USER#<user id>` partition key.
+pub fn user_of_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix(USER_PK_PREFIX)
+}
+
+/// The uuid of a `TOKEN#<uuid>` sort key.
+pub fn uuid_of_token_sk(sk: &str) -> Option<Uuid> {
+    sk.strip_prefix(TOKEN_SK_PREFIX)
+        .and_then(|text| Uuid::parse_str(text).ok())
 }
 
 pub fn token_sk(uuid: &Uuid) -> String {
@@ -98,6 +118,11 @@ pub fn title_key(user_id: &str, title: &str) -> Key {
     key(user_pk(user_id), title_sk(title))
 }
 
+/// The claim a notification run holds while it announces `user_id`'s tokens expiring within `days`.
+pub fn notice_claim_key(user_id: &str, days: u32) -> Key {
+    key(user_pk(user_id), format!("{NOTICE_SK_PREFIX}{days}d"))
+}
+
 pub fn sweep_bucket(due: DateTime<Utc>) -> String {
     format!("SWEEP#{}", due.format("%Y-%m-%d"))
 }
@@ -137,6 +162,9 @@ pub struct TokenItem {
     /// Digests of earlier secrets whose lookup records may remain, newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded: Option<Vec<String>>,
+    /// The smallest expiry-notice threshold (days) announced for the current expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noticed_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +206,7 @@ impl TokenItem {
             sweep_at: due.map(|at| at.timestamp()),
             scopes: token.scopes.clone(),
             superseded: None,
+            noticed_days: None,
         }
     }
 
@@ -283,6 +312,7 @@ impl TryFrom<HashMap<String, AttributeValue>> for TokenItem {
             sweep_at: number(SWEEP_AT)?,
             scopes,
             superseded,
+            noticed_days: number(NOTICED_DAYS)?,
         })
     }
 }

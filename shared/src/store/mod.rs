@@ -8,6 +8,7 @@
 //! - `audit`: the log entry every change writes in its transaction, and reading the log;
 //! - `auth`: find a secret's lookup record and record its use (the authorizer's path);
 //! - `sweep`: the scheduled removal of expired tokens;
+//! - `notice`: what expiry notifications read (the sweep index) and mark;
 //! - `items`: item types and key formats, the only place that names attributes;
 //! - `dynamo`: transactions, retries, backoff and error classification.
 
@@ -16,6 +17,7 @@ mod auth;
 mod create;
 mod dynamo;
 pub mod items;
+mod notice;
 mod rotate;
 mod sweep;
 mod tokens;
@@ -23,6 +25,7 @@ mod tokens;
 pub use audit::{is_log_sk_within, Actor, Audit, LogEntry, LogKind, LogPage};
 pub use auth::SecretRecord;
 pub use create::{NewToken, TitleRule};
+pub use notice::WindowRead;
 pub use rotate::{reuse_window, Rotated, Rotation, MAX_SUPERSEDED};
 pub use sweep::{SweepLimits, SweepReport};
 pub use tokens::{Revoked, StoredToken};

@@ -136,10 +136,10 @@ impl Store {
                 None => remove.push(format!("#{attribute}")),
             }
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
+        // A new expiry is announced afresh (`crate::notify`).
+        update = update.expression_attribute_names("#noticed", items::NOTICED_DAYS);
+        remove.push("#noticed".to_owned());
+        let expression = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
         let token_update = update
             .update_expression(expression)
             .build()
