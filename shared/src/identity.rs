@@ -2,7 +2,7 @@
 //! (`authenticate`: the authorizer's own decision, in process, so one invocation per request).
 //! An identity a gateway authorizer already put in API Gateway's request context is used as
 //! is, never anything else the client sends: this project's Lambda authorizer context
-//! (`requestContext.authorizer.lambda` = `{user_id, auth, token_uuid, scopes}`) or API
+//! (`requestContext.authorizer.lambda` = `{user_id, auth, token_uuid, scopes, expires}`) or API
 //! Gateway's own JWT authorizer (`requestContext.authorizer.jwt.claims`).
 
 use crate::app::App;
@@ -33,6 +33,8 @@ pub struct Caller {
     pub user_id: String,
     pub method: AuthMethod,
     pub scopes: Vec<String>,
+    /// When the PAT expires (`None`: never, or a session); answered as `Token-Expiration`.
+    pub expires: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -89,10 +91,15 @@ pub async fn authenticate(
     let from_gateway = context
         .and_then(|c| c.authorizer.as_ref())
         .is_some_and(|a| !a.fields.is_empty() || a.jwt.is_some() || a.iam.is_some());
-    if from_gateway {
-        return Caller::from_request(request);
+    let caller = if from_gateway {
+        Caller::from_request(request)
+    } else {
+        from_decision(decide(app, request, now).await)
+    }?;
+    if matches!(caller.method, AuthMethod::Pat { .. }) {
+        crate::response::note_token_expiry(caller.expires);
     }
-    from_decision(decide(app, request, now).await)
+    Ok(caller)
 }
 
 /// The authorizer's decision on the request's `Authorization` at `now`, made in process and
@@ -146,6 +153,7 @@ impl Caller {
                 user_id: checked_user(user_id)?,
                 method: AuthMethod::Jwt,
                 scopes,
+                expires: None,
             });
         }
         if authorizer.iam.is_some() {
@@ -166,6 +174,7 @@ impl Caller {
             user_id,
             method,
             scopes: principal.scopes,
+            expires: principal.expires,
         })
     }
 
@@ -201,10 +210,14 @@ fn from_lambda_context(
         Some("jwt") => AuthMethod::Jwt,
         _ => return Err(IdentityError::NotAUser),
     };
+    let expires = text("expires")
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| DateTime::from_timestamp(s, 0));
     Ok(Caller {
         user_id,
         method,
         scopes,
+        expires,
     })
 }
 

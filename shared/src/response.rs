@@ -40,3 +40,34 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
     );
     response
 }
+
+/// The response header that tells a PAT caller when its token expires (as GitHub's
+/// `GitHub-Authentication-Token-Expiration`), in RFC 2822.
+pub const TOKEN_EXPIRATION: &str = "token-expiration";
+
+tokio::task_local! {
+    /// The expiry of the token that authenticated the request being answered, if it expires.
+    static CALLER_TOKEN_EXPIRES: std::cell::Cell<Option<chrono::DateTime<chrono::Utc>>>;
+}
+
+/// Records the expiry of the PAT that authenticated this request (`crate::identity` calls it),
+/// for [`with_token_expiration`]. Outside one, it does nothing.
+pub fn note_token_expiry(expires: Option<chrono::DateTime<chrono::Utc>>) {
+    let _ = CALLER_TOKEN_EXPIRES.try_with(|cell| cell.set(expires));
+}
+
+/// Answers with `answer`, adding `Token-Expiration` when a PAT that expires authenticated it.
+pub async fn with_token_expiration(
+    answer: impl std::future::Future<Output = Response<Body>>,
+) -> Response<Body> {
+    let (mut response, expires) = CALLER_TOKEN_EXPIRES
+        .scope(std::cell::Cell::new(None), async {
+            let response = answer.await;
+            (response, CALLER_TOKEN_EXPIRES.with(std::cell::Cell::get))
+        })
+        .await;
+    if let Some(value) = expires.and_then(|at| HeaderValue::from_str(&at.to_rfc2822()).ok()) {
+        response.headers_mut().insert(TOKEN_EXPIRATION, value);
+    }
+    response
+}

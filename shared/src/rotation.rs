@@ -24,19 +24,17 @@ use uuid::Uuid;
 
 /// `POST /api/v1/user/apptoken/{token_uuid}/rotate` → 200 `{"token": {..., "token_code"}}`.
 pub async fn rotate_app_token(app: &App, request: Request) -> Response<Body> {
-    let result = http::within_deadline(&request, by_uuid(app, &request, Utc::now())).await;
-    quay::respond(&request, result)
+    quay::respond(&request, by_uuid(app, &request, Utc::now())).await
 }
 
 /// `POST /api/admin/user/tokens/{id}/rotate` → 200 patSchema with `secret`.
 pub async fn rotate_pat(app: &App, request: Request) -> Response<Body> {
-    unleash::respond(http::within_deadline(&request, by_number(app, &request, Utc::now())).await)
+    unleash::respond(&request, by_number(app, &request, Utc::now())).await
 }
 
 /// `POST /api/v1/user/apptoken/self/rotate` → 200 `{"token": {..., "token_code"}}`.
 pub async fn rotate_self(app: &App, request: Request) -> Response<Body> {
-    let result = http::within_deadline(&request, itself(app, &request, Utc::now())).await;
-    quay::respond(&request, result)
+    quay::respond(&request, itself(app, &request, Utc::now())).await
 }
 
 async fn by_uuid(
@@ -92,6 +90,7 @@ async fn itself(
         }
     }
     let caller = identity::from_decision(decision)?;
+    crate::response::note_token_expiry(caller.expires);
     let (
         AuthMethod::Pat {
             token_uuid: Some(uuid),
@@ -105,7 +104,10 @@ async fn itself(
     };
     let (secret, rotation) = rotation_of(app, request, &caller, now, QUAY_EXPIRY, Some(presented))?;
     let rotated = app.store.rotate(&caller.user_id, uuid, &rotation).await?;
-    quay_answer(app, finish(rotated, secret, quay::not_found)?)
+    let issued = finish(rotated, secret, quay::not_found)?;
+    // The caller's token now expires when the rotation says.
+    crate::response::note_token_expiry(issued.token.expires);
+    quay_answer(app, issued)
 }
 
 /// A superseded secret came back after its grace: both secrets die with the token.

@@ -78,6 +78,7 @@ impl App {
             user_id: record.user_id,
             auth: AuthKind::Pat,
             token_uuid: Some(record.token_uuid),
+            expires: record.expires,
         })
     }
 
@@ -107,6 +108,7 @@ impl App {
                 auth: AuthKind::Jwt,
                 token_uuid: None,
                 scopes: session.scopes,
+                expires: None,
             }),
             Err(rejection) => Decision::Deny(Denial {
                 auth: Some(AuthKind::Jwt),
@@ -175,6 +177,8 @@ pub struct Principal {
     pub token_uuid: Option<Uuid>,
     /// The token's scopes for PATs; the session's scopes for JWTs.
     pub scopes: Vec<String>,
+    /// When the PAT expires (`None`: never, or a session).
+    pub expires: Option<DateTime<Utc>>,
 }
 
 impl Principal {
@@ -190,6 +194,11 @@ impl Principal {
             "scopes".into(),
             crate::tokens::scopes::join(&self.scopes).into(),
         );
+        if self.auth == AuthKind::Pat {
+            // Epoch seconds, or empty for a token that never expires.
+            let expires = self.expires.map(|at| at.timestamp().to_string());
+            context.insert("expires".into(), expires.unwrap_or_default().into());
+        }
         Value::Object(context)
     }
 }

@@ -134,6 +134,7 @@ async fn a_failed_last_used_write_still_allows() {
             auth: AuthKind::Pat,
             token_uuid: Some(uuid),
             scopes: vec!["repo:read".into()],
+            expires: None,
         })
     );
     assert_eq!(get.num_calls(), 1);
@@ -170,11 +171,17 @@ fn the_context_has_exactly_the_shape_the_routes_read() {
         auth: AuthKind::Pat,
         token_uuid: Some(uuid),
         scopes: vec!["repo:read".into(), "reports:read".into()],
+        expires: DateTime::from_timestamp(1_800_000_000, 0),
     };
     assert_eq!(
         pat.context(),
-        json!({"user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "repo:read reports:read"})
+        json!({"user_id": "alice", "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "repo:read reports:read", "expires": "1800000000"})
     );
+    let never = Principal {
+        expires: None,
+        ..pat.clone()
+    };
+    assert_eq!(never.context()["expires"], "");
     let allowed = Decision::Allow(pat.clone());
     assert_eq!(
         allowed
@@ -196,6 +203,7 @@ fn the_context_has_exactly_the_shape_the_routes_read() {
         auth: AuthKind::Jwt,
         token_uuid: None,
         scopes: vec!["openid".into(), "user:admin".into()],
+        expires: None,
     };
     assert_eq!(
         jwt.context(),

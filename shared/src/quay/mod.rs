@@ -6,7 +6,7 @@ use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http::{self, host};
 use crate::identity::authenticate_for;
-use crate::response::{empty_response, json_response};
+use crate::response::{empty_response, json_response, with_token_expiration};
 use crate::store::{Revoked, TitleRule};
 use crate::tokens::scopes::{ScopeSettings, MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, Token};
@@ -20,41 +20,38 @@ use uuid::Uuid;
 
 /// `POST /api/v1/user/apptoken` → 201 `{"token": {..., "token_code"}}`.
 pub async fn create_app_token(app: &App, request: Request) -> Response<Body> {
-    respond(
-        &request,
-        http::within_deadline(&request, create(app, &request, Utc::now())).await,
-    )
+    respond(&request, create(app, &request, Utc::now())).await
 }
 
 /// `GET /api/v1/user/apptoken[?expiring=true|false]` → 200 `{"tokens": [...], "only_expiring": ...}`.
 pub async fn list_app_tokens(app: &App, request: Request) -> Response<Body> {
-    respond(
-        &request,
-        http::within_deadline(&request, list(app, &request, Utc::now())).await,
-    )
+    respond(&request, list(app, &request, Utc::now())).await
 }
 
 /// `GET /api/v1/user/apptoken/{token_uuid}` → 200 `{"token": {...}}` (no secret).
 pub async fn get_app_token(app: &App, request: Request) -> Response<Body> {
-    respond(
-        &request,
-        http::within_deadline(&request, get(app, &request, Utc::now())).await,
-    )
+    respond(&request, get(app, &request, Utc::now())).await
 }
 
 /// `DELETE /api/v1/user/apptoken/{token_uuid}` → 204.
 pub async fn revoke_app_token(app: &App, request: Request) -> Response<Body> {
-    respond(
-        &request,
-        http::within_deadline(&request, revoke(app, &request, Utc::now())).await,
-    )
+    respond(&request, revoke(app, &request, Utc::now())).await
 }
 
-pub(crate) fn respond(
+/// Runs a route's work within the invocation's deadline and answers: its response, or the
+/// error as Quay's body; `Token-Expiration` added for a PAT caller whose token expires.
+pub(crate) async fn respond(
     request: &Request,
-    result: Result<Response<Body>, ApiError>,
+    work: impl std::future::Future<Output = Result<Response<Body>, ApiError>>,
 ) -> Response<Body> {
-    result.unwrap_or_else(|e| error::quay_response(&e, host(request).as_deref()))
+    // Boxed: the handlers' futures nest deep enough to overflow rustc's layout query depth.
+    let work = Box::pin(work);
+    with_token_expiration(async {
+        http::within_deadline(request, work)
+            .await
+            .unwrap_or_else(|e| error::quay_response(&e, host(request).as_deref()))
+    })
+    .await
 }
 
 async fn create(

@@ -6,7 +6,7 @@ use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http;
 use crate::identity::authenticate_for;
-use crate::response::{empty_response, json_response};
+use crate::response::{empty_response, json_response, with_token_expiration};
 use crate::store::{Revoked, StoredToken, TitleRule};
 use crate::tokens::scopes::{MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{
@@ -22,21 +22,33 @@ pub const COLLECTION_PATH: &str = "/api/admin/user/tokens";
 
 /// `POST /api/admin/user/tokens` → 201, `Location`, `{id, secret, description, expiresAt, createdAt, seenAt}`.
 pub async fn create_pat(app: &App, request: Request) -> Response<Body> {
-    respond(http::within_deadline(&request, create(app, &request, Utc::now())).await)
+    respond(&request, create(app, &request, Utc::now())).await
 }
 
 /// `GET /api/admin/user/tokens` → 200 `{"pats": [...]}` without secrets.
 pub async fn list_pats(app: &App, request: Request) -> Response<Body> {
-    respond(http::within_deadline(&request, list(app, &request, Utc::now())).await)
+    respond(&request, list(app, &request, Utc::now())).await
 }
 
 /// `DELETE /api/admin/user/tokens/{id}` → 200 with an empty body.
 pub async fn delete_pat(app: &App, request: Request) -> Response<Body> {
-    respond(http::within_deadline(&request, delete(app, &request, Utc::now())).await)
+    respond(&request, delete(app, &request, Utc::now())).await
 }
 
-pub(crate) fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
-    result.unwrap_or_else(|e| error::unleash_response(&e))
+/// Runs a route's work within the invocation's deadline and answers: its response, or the
+/// error as Unleash's body; `Token-Expiration` added for a PAT caller whose token expires.
+pub(crate) async fn respond(
+    request: &Request,
+    work: impl std::future::Future<Output = Result<Response<Body>, ApiError>>,
+) -> Response<Body> {
+    // Boxed: the handlers' futures nest deep enough to overflow rustc's layout query depth.
+    let work = Box::pin(work);
+    with_token_expiration(async {
+        http::within_deadline(request, work)
+            .await
+            .unwrap_or_else(|e| error::unleash_response(&e))
+    })
+    .await
 }
 
 async fn create(
