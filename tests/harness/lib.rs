@@ -1,11 +1,12 @@
 //! Test and local-run harness: real DynamoDB Local (one per process, on a free port, gone when
-//! the process exits), tables created from `template.yaml` itself, and DynamoDB clients that
-//! count the requests they send.
+//! the process exits), tables created from `template.yaml` itself, DynamoDB clients that
+//! count the requests they send, and moto as the local EventBridge.
 
 pub mod dynamodb_local;
 pub mod events;
 pub mod fresh;
 pub mod gateway;
+pub mod moto;
 pub mod oidc;
 pub mod openapi;
 pub mod ports;

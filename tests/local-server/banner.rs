@@ -37,6 +37,10 @@ pub fn print(app: &App, options: &Options, port: u16, started: Instant) {
     line(format!(
         "  another session: curl -sS '{api}{SESSION_PATH}?sub=alice&scope=openid+user:admin'"
     ));
+    line(format!(
+        "Events (expiry notices, leak reports) reach the queue {}: curl -sS '{}?Action=ReceiveMessage&MaxNumberOfMessages=10'",
+        app.events_queue, app.events_queue
+    ));
     line(match &options.data_dir {
         Some(dir) => format!(
             "Data: {} (tokens and the issuer key survive restarts; --in-memory keeps nothing)",

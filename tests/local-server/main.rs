@@ -8,6 +8,7 @@ mod banner;
 
 use bytes::Bytes;
 use harness::gateway::{self, Gateway, GatewayConfig, Served};
+use harness::moto::Moto;
 use harness::oidc::{KeyOrigin, LocalIssuer, DISCOVERY_PATH, JWKS_PATH};
 use harness::template::Template;
 use harness::{workspace_root, DynamoLocal};
@@ -36,6 +37,9 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// `GET /_local/session?sub=<user>&scope=<scopes>`: a session JWT for another local user.
 const SESSION_PATH: &str = "/_local/session";
 const KEY_FILE: &str = "oidc-es256.pk8";
+/// The local EventBridge bus, and the queue a rule on it delivers the bundle's events to.
+const EVENT_BUS: &str = "tokens";
+const EVENT_QUEUE: &str = "token-events";
 
 const USAGE: &str =
     "usage: local-api [--port N] [--data-dir DIR | --in-memory] [--functions-dir DIR] [--pool N]
@@ -164,12 +168,16 @@ impl Signals {
 struct Running {
     app: Arc<App>,
     dynamo: DynamoLocal,
+    /// The local EventBridge; stops with this process.
+    _moto: Moto,
     _data_lock: Option<File>,
 }
 
 struct App {
     gateway: Gateway,
     issuer: LocalIssuer,
+    /// The SQS queue (on moto) the bundle's events are delivered to.
+    events_queue: String,
 }
 
 async fn run(options: Options) -> ExitCode {
@@ -234,6 +242,7 @@ async fn run(options: Options) -> ExitCode {
     let Running {
         app,
         dynamo,
+        _moto,
         _data_lock,
     } = running;
     // Connections still open hold the app; their requests fail once the emulators are gone.
@@ -315,11 +324,26 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
     );
 
     let t = Instant::now();
+    let moto = tokio::task::spawn_blocking(Moto::start)
+        .await
+        .map_err(|e| format!("moto start-up failed: {e}"))??;
+    let events = moto.bus_to_queue(EVENT_BUS, EVENT_QUEUE).await?;
+    step(
+        format!(
+            "EventBridge (moto) on {}: bus {EVENT_BUS} delivers to the queue {}",
+            moto.endpoint, events.url
+        ),
+        t,
+    );
+
+    let t = Instant::now();
     let overrides: BTreeMap<String, String> = [
         ("OidcIssuer", issuer.issuer.clone()),
         ("OidcAudience", issuer.audience.clone()),
         ("OidcJwksUrl", issuer.jwks_url()),
         ("LocalDynamoDbEndpoint", dynamo.endpoint.clone()),
+        ("EventBusName", EVENT_BUS.to_owned()),
+        ("LocalEventBridgeEndpoint", moto.endpoint.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -350,8 +374,13 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
         t,
     );
     Ok(Running {
-        app: Arc::new(App { gateway, issuer }),
+        app: Arc::new(App {
+            gateway,
+            issuer,
+            events_queue: events.url,
+        }),
         dynamo,
+        _moto: moto,
         _data_lock: data_lock,
     })
 }
