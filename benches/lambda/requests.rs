@@ -412,6 +412,49 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     });
     sweep.drop_table().await;
 
+    // expiry notifications: 100 users with one token each expiring in 3 days, on moto
+    let notices = metered(fresh_env(&[]).await, &meter);
+    let now = Utc::now();
+    for i in 0..100 {
+        let user = format!("notice-{i}");
+        let digest = Secret::generate().map_err(|e| e.to_string())?.digest();
+        seed_token(
+            &notices.app.store,
+            &user,
+            Uuid::new_v4(),
+            &digest,
+            Some(now + Duration::days(3)),
+        )
+        .await;
+    }
+    let moto = harness::moto::Moto::shared();
+    let bus_name = format!("bench-{}", std::process::id());
+    moto.bus_to_queue(&bus_name, &format!("{bus_name}-queue"))
+        .await?;
+    let bus = shared::events::EventBus::new(moto.eventbridge(), bus_name);
+    let (report, counts) = count(
+        &notices,
+        &meter,
+        shared::notify::notify_at(&notices.app, &bus, now, &|| false),
+    )
+    .await?;
+    let report = report.map_err(|e| e.to_string())?;
+    if report.announced != 100 {
+        return Err(format!("expiry notifications of 100 tokens: {report:?}"));
+    }
+    // The two windows, (now, now + 1 d] and (now + 1 d, now + 7 d], touch 2 + 7 day buckets.
+    let buckets = 9;
+    rows.push(Counted {
+        operation: "expiry notifications per 100 users' tokens expiring within 7 days".into(),
+        counts,
+        minimum: buckets + 1 + 100 + 100,
+        why: "one Query per day bucket of the sweep index the two windows touch, one \
+              consistent BatchGetItem of the tokens under the claims, one PutItem claim per user, \
+              one UpdateItem marker per token (PutEvents, 10 events a call, goes to EventBridge)"
+            .into(),
+    });
+    notices.drop_table().await;
+
     section.paragraph(
         "Requests counted by the SDK client itself (an interceptor counts every request sent, \
          retries included) while the real handlers (`shared::quay`, `shared::unleash`, \

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
 use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
@@ -65,6 +66,8 @@ enum Call {
         consistent: bool,
         /// A Query of a local index fetching unprojected attributes from the table.
         fetches: Option<String>,
+        /// Each item read on its own (BatchGetItem), not summed as a Query's.
+        per_item: bool,
         sizes: Option<Vec<usize>>,
     },
     Write {
@@ -167,9 +170,23 @@ impl Intercept for UnitMeter {
             let call = Call::Read {
                 consistent: get.consistent_read == Some(true),
                 fetches: None,
+                per_item: false,
                 sizes: None,
             };
             self.record("GetItem", call);
+        } else if let Some(batch) = input.downcast_ref::<BatchGetItemInput>() {
+            let consistent = batch
+                .request_items
+                .iter()
+                .flat_map(|tables| tables.values())
+                .all(|keys| keys.consistent_read == Some(true));
+            let call = Call::Read {
+                consistent,
+                fetches: None,
+                per_item: true,
+                sizes: None,
+            };
+            self.record("BatchGetItem", call);
         } else if let Some(query) = input.downcast_ref::<QueryInput>() {
             let fetches = query
                 .index_name
@@ -178,6 +195,7 @@ impl Intercept for UnitMeter {
             let call = Call::Read {
                 consistent: query.consistent_read == Some(true),
                 fetches,
+                per_item: false,
                 sizes: None,
             };
             self.record("Query", call);
@@ -284,6 +302,13 @@ impl Intercept for UnitMeter {
         };
         if let Some(get) = output.downcast_ref::<GetItemOutput>() {
             self.answer("GetItem", get.item.iter().map(item_size).collect());
+        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
+            let items = batch
+                .responses
+                .iter()
+                .flat_map(|tables| tables.values())
+                .flatten();
+            self.answer("BatchGetItem", items.map(item_size).collect());
         } else if let Some(query) = output.downcast_ref::<QueryOutput>() {
             self.answer(
                 "Query",
@@ -404,6 +429,7 @@ pub fn units(meter: &UnitMeter, before: &Table, after: &Table) -> Units {
             Call::Read {
                 consistent,
                 fetches,
+                per_item,
                 sizes,
             } => {
                 // No answer: the read failed, and is not counted.
@@ -411,7 +437,11 @@ pub fn units(meter: &UnitMeter, before: &Table, after: &Table) -> Units {
                     continue;
                 };
                 let scale = if consistent { 1.0 } else { 0.5 };
-                let mut read = read_units(sizes.iter().sum());
+                let mut read = if per_item {
+                    sizes.iter().map(|s| read_units(*s)).sum()
+                } else {
+                    read_units(sizes.iter().sum())
+                };
                 // A local index's unprojected attributes: each item read from the table too.
                 let fetched = fetches.is_some_and(|name| {
                     before

@@ -95,8 +95,9 @@ fn assert_denied(response: &ApiGatewayV2CustomAuthorizerSimpleResponse, what: &s
     );
 }
 
-fn pat_context(user: &str, uuid: Uuid) -> Value {
-    json!({"user_id": user, "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "user:admin"})
+/// `expires`: epoch seconds, or empty for a token that never expires.
+fn pat_context(user: &str, uuid: Uuid, expires: &str) -> Value {
+    json!({"user_id": user, "auth": "pat", "token_uuid": uuid.to_string(), "scopes": "user:admin", "expires": expires})
 }
 
 fn basic(userpass: &str) -> String {
@@ -150,13 +151,18 @@ async fn each_header_form_allows_with_the_pat_context() {
     ] {
         let response = check(&authorizer, &form).await;
         assert!(response.is_authorized, "{form:?} was denied");
-        assert_eq!(response.context, pat_context("alice", uuid));
+        assert_eq!(response.context, pat_context("alice", uuid, ""));
     }
     assert_eq!(
         env.requests.get("GetItem"),
         4,
         "one consistent read per authorization"
     );
+    let expires = shared::tokens::truncate_to_millis(Utc::now() + chrono::Duration::days(3));
+    let (uuid, secret) = issue(&env, "alice", Some(expires)).await;
+    let response = check(&authorizer, secret.expose()).await;
+    let seconds = expires.timestamp().to_string();
+    assert_eq!(response.context, pat_context("alice", uuid, &seconds));
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod cleanup;
 mod fallback;
 mod faults;
 mod local_run;
+mod notify;
 mod openapi;
 mod quay;
 mod rotation;

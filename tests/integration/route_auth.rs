@@ -280,3 +280,82 @@ async fn sessions_authenticate_in_process_and_need_the_routes_scopes() {
     );
     assert_eq!(server.hits(), 1, "the key set is fetched once and cached");
 }
+
+/// As GitHub's `GitHub-Authentication-Token-Expiration`: every answer to a PAT caller whose
+/// token expires says when (RFC 2822), errors after authentication included; sessions, tokens
+/// that never expire and unauthenticated callers get none.
+#[tokio::test]
+async fn answers_to_a_pat_carry_its_expiry() {
+    let env = TestEnv::new().await;
+    let secret = Secret::generate().unwrap();
+    let token = seed_pat(&env, "dana", &secret).await;
+    let expires = token.expires.expect("the seeded token expires");
+    let bearer = format!("Bearer {}", secret.expose());
+    let expiry_of = |answer: &Answer| {
+        answer.header("token-expiration").map(|text| {
+            chrono::DateTime::parse_from_rfc2822(text)
+                .unwrap_or_else(|e| panic!("{text}: {e}"))
+                .with_timezone(&chrono::Utc)
+        })
+    };
+    let whole_seconds = chrono::DateTime::from_timestamp(expires.timestamp(), 0);
+
+    let quay =
+        answer(get_app_token(&env.app, request(&get_event(&token.uuid, Some(&bearer)))).await);
+    assert_eq!(quay.status, 200, "{}", quay.text);
+    assert_eq!(expiry_of(&quay), whole_seconds);
+    let unleash = answer(list_pats(&env.app, request(&list_event(Some(&bearer)))).await);
+    assert_eq!(unleash.status, 200, "{}", unleash.text);
+    assert_eq!(expiry_of(&unleash), whole_seconds);
+    // A 404 to an authenticated caller still says it.
+    let missing = answer(
+        get_app_token(
+            &env.app,
+            request(&get_event(&uuid::Uuid::new_v4(), Some(&bearer))),
+        )
+        .await,
+    );
+    assert_quay_error(&missing, 404, "not_found");
+    assert_eq!(expiry_of(&missing), whole_seconds);
+
+    // None without credentials, for a bad token, or for a token that never expires.
+    let none = answer(list_pats(&env.app, request(&list_event(None))).await);
+    assert_eq!((none.status, expiry_of(&none)), (401, None));
+    let other = Secret::generate().unwrap();
+    let bad = answer(list_pats(&env.app, request(&list_event(Some(other.expose())))).await);
+    assert_eq!((bad.status, expiry_of(&bad)), (401, None));
+    let forever = Secret::generate().unwrap();
+    env.app
+        .store
+        .create_token(
+            shared::store::NewToken {
+                user_id: "dana".into(),
+                uuid: uuid::Uuid::new_v4(),
+                title: "forever".into(),
+                created: chrono::Utc::now(),
+                expires: None,
+                scopes: None,
+            },
+            &forever.digest(),
+            100,
+            chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let never = answer(
+        list_pats(
+            &env.app,
+            request(&list_event(Some(&format!("Bearer {}", forever.expose())))),
+        )
+        .await,
+    );
+    assert_eq!((never.status, expiry_of(&never)), (200, None));
+
+    // Nor for a session.
+    let key = SigningKey::es256("ec-1");
+    let server = JwksServer::start(&[&key]).await;
+    let app = jwt_authorizer(&env, &server.url, None);
+    let session = format!("Bearer {}", key.sign(&claims("dana")));
+    let listed = answer(list_pats(&app, request(&list_event(Some(&session)))).await);
+    assert_eq!((listed.status, expiry_of(&listed)), (200, None));
+}

@@ -7,6 +7,7 @@
 
 use crate::support::*;
 use chrono::{Duration, Utc};
+use harness::moto::Moto;
 use harness::rie::Emulator;
 use harness::template::{FunctionDef, Template};
 use harness::{workspace_root, DynamoLocal};
@@ -32,7 +33,7 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 /// first seeded token; the authorizer accepts the second one's secret, and so do list-pats and
 /// rotate-self (their events authenticate in process, as the bundle's routes do), before
 /// delete-pat deletes it.
-const ORDER: [&str; 16] = [
+const ORDER: [&str; 17] = [
     "get-app-token",
     "rotate-app-token",
     "rotate-pat",
@@ -46,6 +47,7 @@ const ORDER: [&str; 16] = [
     "create-app-token",
     "create-pat",
     "cleanup",
+    "notify-expiring",
     "fallback",
     "example-whoami",
     "openapi",
@@ -57,7 +59,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 16,
+        functions.len() >= 17,
         "template lists {} functions",
         functions.len()
     );
@@ -121,6 +123,26 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
         .await
         .unwrap();
     assert_eq!(second.number, 2);
+    // Bob's token expires within 7 days: notify-expiring announces it on the test's own bus.
+    let bob = store
+        .create_token(
+            NewToken {
+                user_id: "bob".into(),
+                expires: Some(now + Duration::days(3)),
+                ..seed(Uuid::new_v4())
+            },
+            &Secret::generate().unwrap().digest(),
+            100,
+            Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let moto = Moto::shared();
+    let bus = format!("parity-{}", std::process::id());
+    let events = moto
+        .bus_to_queue(&bus, &format!("{bus}-queue"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let local = DynamoLocal::shared();
     for binary in ORDER {
@@ -130,6 +152,11 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
         let mut environment: Vec<(String, String)> =
             function.environment.clone().into_iter().collect();
         environment.extend(local.environment());
+        if binary == "notify-expiring" {
+            environment.extend(moto.environment());
+            environment.retain(|(name, _)| name != "EVENT_BUS_NAME");
+            environment.push(("EVENT_BUS_NAME".into(), bus.clone()));
+        }
         let emulator = Emulator::start(&built_bootstrap(&function.logical_id), &environment)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut payload = event(&format!("{binary}.json"));
@@ -145,12 +172,22 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
             .invoke(&payload)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", function.logical_id));
-        check(binary, &answer, &second.uuid);
+        check(binary, &answer, &second);
+        if binary == "notify-expiring" {
+            let delivered = events.drain().await;
+            assert_eq!(delivered.len(), 1, "{delivered:?}");
+            assert_eq!(delivered[0]["detail"]["user_id"], "bob");
+            assert_eq!(
+                delivered[0]["detail"]["tokens"][0]["uuid"],
+                bob.uuid.to_string()
+            );
+        }
         emulator.stop();
     }
 }
 
-fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
+fn check(binary: &str, answer: &Value, authorized: &shared::tokens::Token) {
+    let authorized_uuid = &authorized.uuid;
     let http = |status: u64| -> Value {
         assert_eq!(answer["statusCode"], status, "{binary}: {answer}");
         let body = answer["body"].as_str().unwrap_or_default();
@@ -215,7 +252,8 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
             answer,
             &json!({"isAuthorized": true, "context": {
                 "user_id": "alice", "auth": "pat", "token_uuid": authorized_uuid.to_string(),
-                "scopes": "repo:read repo:write repo:admin repo:create user:read user:admin org:admin"
+                "scopes": "repo:read repo:write repo:admin repo:create user:read user:admin org:admin",
+                "expires": authorized.expires.map(|at| at.timestamp().to_string()).unwrap_or_default()
             }})
         ),
         "cleanup" => {
@@ -225,6 +263,14 @@ fn check(binary: &str, answer: &Value, authorized_uuid: &Uuid) {
                     "cleanup summary lacks {key}: {answer}"
                 );
             }
+            assert_eq!(answer["stopped_early"], false);
+        }
+        "notify-expiring" => {
+            assert_eq!(
+                (answer["events"].as_u64(), answer["announced"].as_u64()),
+                (Some(1), Some(1)),
+                "{answer}"
+            );
             assert_eq!(answer["stopped_early"], false);
         }
         "fallback" => {
