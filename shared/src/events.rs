@@ -5,6 +5,7 @@
 
 use crate::app::dynamodb_timeouts;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use futures_util::future::join_all;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub const MAX_ENTRIES_PER_CALL: usize = 10;
 pub const MAX_BYTES_PER_CALL: usize = 240 * 1024;
 /// Failed entries are sent again this many times, after 100, 200, 400 ms.
 pub const RETRIES: u32 = 3;
+/// PutEvents calls in flight at once.
+const CALLS_IN_FLIGHT: usize = 4;
 
 /// One event: its `detail-type` and `detail` (never a secret).
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +77,15 @@ impl EventBus {
                 tokio::time::sleep(Duration::from_millis(100 << (attempt - 1))).await;
             }
             let mut refused = Vec::new();
-            for call in self.calls(events, &pending) {
-                refused.extend(self.put(events, &call, &mut accepted).await);
+            let calls = self.calls(events, &pending);
+            for group in calls.chunks(CALLS_IN_FLIGHT) {
+                let results = join_all(group.iter().map(|call| self.put(events, call))).await;
+                for (got_in, left_out) in results {
+                    for index in got_in {
+                        accepted[index] = true;
+                    }
+                    refused.extend(left_out);
+                }
             }
             pending = refused;
         }
@@ -111,8 +121,8 @@ impl EventBus {
         calls
     }
 
-    /// One PutEvents call; returns the indexes of the entries it did not get in.
-    async fn put(&self, events: &[Event], call: &[usize], accepted: &mut [bool]) -> Vec<usize> {
+    /// One PutEvents call; returns the indexes of the entries it got in, and of those it did not.
+    async fn put(&self, events: &[Event], call: &[usize]) -> (Vec<usize>, Vec<usize>) {
         let entries = call
             .iter()
             .map(|&index| {
@@ -133,14 +143,14 @@ impl EventBus {
         {
             Ok(output) => {
                 let results = output.entries.unwrap_or_default();
-                let mut refused = Vec::new();
+                let (mut got_in, mut refused) = (Vec::new(), Vec::new());
                 for (position, &index) in call.iter().enumerate() {
                     // An entry with an event id got in; one with an error code, or missing, did not.
                     match results.get(position) {
                         Some(result)
                             if result.event_id.is_some() && result.error_code.is_none() =>
                         {
-                            accepted[index] = true
+                            got_in.push(index)
                         }
                         result => {
                             tracing::warn!(
@@ -153,12 +163,12 @@ impl EventBus {
                         }
                     }
                 }
-                refused
+                (got_in, refused)
             }
             Err(error) => {
                 let error = aws_sdk_eventbridge::error::DisplayErrorContext(&error);
                 tracing::warn!(bus = %self.bus, %error, "PutEvents failed");
-                call.to_vec()
+                (Vec::new(), call.to_vec())
             }
         }
     }

@@ -196,23 +196,25 @@ impl Round<'_> {
         }
         let accepted = self.bus.publish(&events).await;
         let mut refused_users: Vec<&str> = Vec::new();
+        let mut to_mark: Vec<&TokenItem> = Vec::new();
         for (tokens, accepted) in announced.iter().zip(accepted) {
-            if !accepted {
+            if accepted {
+                report.events += 1;
+                to_mark.extend(tokens);
+            } else {
                 report.refused += 1;
                 refused_users.extend(tokens.first().map(|t| t.user_id.as_str()));
-                continue;
             }
-            report.events += 1;
-            for group in tokens.chunks(CONCURRENCY) {
-                for marked in join_all(group.iter().map(|item| {
-                    store.mark_noticed(&item.user_id, &item.token_uuid, &item.digest, self.days)
-                }))
-                .await
-                {
-                    // Not marked: revoked or rotated while the event went out.
-                    if marked? {
-                        report.announced += 1;
-                    }
+        }
+        for group in to_mark.chunks(CONCURRENCY) {
+            for marked in join_all(group.iter().map(|item| {
+                store.mark_noticed(&item.user_id, &item.token_uuid, &item.digest, self.days)
+            }))
+            .await
+            {
+                // Not marked: revoked or rotated while the event went out.
+                if marked? {
+                    report.announced += 1;
                 }
             }
         }
