@@ -51,18 +51,24 @@ tokio::task_local! {
 }
 
 /// Records the expiry of the PAT that authenticated this request (`crate::identity` calls it),
-/// for [`with_token_expiration`]. Outside one, it does nothing.
+/// for [`answer`]. Outside one, it does nothing.
 pub fn note_token_expiry(expires: Option<chrono::DateTime<chrono::Utc>>) {
     let _ = CALLER_TOKEN_EXPIRES.try_with(|cell| cell.set(expires));
 }
 
-/// Answers with `answer`, adding `Token-Expiration` when a PAT that expires authenticated it.
-pub async fn with_token_expiration(
-    answer: impl std::future::Future<Output = Response<Body>>,
+/// A route's answer: `work` run within the invocation's deadline (`http::within_deadline`), an
+/// error turned into the dialect's body by `error`, and `Token-Expiration` added when a PAT
+/// that expires authenticated the request.
+pub async fn answer(
+    request: &lambda_http::Request,
+    work: impl std::future::Future<Output = Result<Response<Body>, crate::error::ApiError>>,
+    error: impl FnOnce(&crate::error::ApiError) -> Response<Body>,
 ) -> Response<Body> {
+    // Boxed: the handlers' futures nest deep enough to overflow rustc's layout query depth.
+    let work = Box::pin(crate::http::within_deadline(request, work));
     let (mut response, expires) = CALLER_TOKEN_EXPIRES
         .scope(std::cell::Cell::new(None), async {
-            let response = answer.await;
+            let response = work.await.unwrap_or_else(|e| error(&e));
             (response, CALLER_TOKEN_EXPIRES.with(std::cell::Cell::get))
         })
         .await;

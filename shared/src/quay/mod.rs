@@ -6,7 +6,7 @@ use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http::{self, host};
 use crate::identity::authenticate_for;
-use crate::response::{empty_response, json_response, with_token_expiration};
+use crate::response::{self, empty_response, json_response};
 use crate::store::{Revoked, TitleRule};
 use crate::tokens::scopes::{ScopeSettings, MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{resolve_expiry, validate_title, ExpiryError, RequestedExpiry, Secret, Token};
@@ -38,18 +38,13 @@ pub async fn revoke_app_token(app: &App, request: Request) -> Response<Body> {
     respond(&request, revoke(app, &request, Utc::now())).await
 }
 
-/// Runs a route's work within the invocation's deadline and answers: its response, or the
-/// error as Quay's body; `Token-Expiration` added for a PAT caller whose token expires.
+/// A route's answer, an error as Quay's body (`response::answer`).
 pub(crate) async fn respond(
     request: &Request,
     work: impl std::future::Future<Output = Result<Response<Body>, ApiError>>,
 ) -> Response<Body> {
-    // Boxed: the handlers' futures nest deep enough to overflow rustc's layout query depth.
-    let work = Box::pin(work);
-    with_token_expiration(async {
-        http::within_deadline(request, work)
-            .await
-            .unwrap_or_else(|e| error::quay_response(&e, host(request).as_deref()))
+    response::answer(request, work, |e| {
+        error::quay_response(e, host(request).as_deref())
     })
     .await
 }

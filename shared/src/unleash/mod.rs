@@ -6,7 +6,7 @@ use crate::dates;
 use crate::error::{self, ApiError};
 use crate::http;
 use crate::identity::authenticate_for;
-use crate::response::{empty_response, json_response, with_token_expiration};
+use crate::response::{self, empty_response, json_response};
 use crate::store::{Revoked, StoredToken, TitleRule};
 use crate::tokens::scopes::{MANAGE_TOKENS, READ_TOKENS};
 use crate::tokens::{
@@ -35,20 +35,12 @@ pub async fn delete_pat(app: &App, request: Request) -> Response<Body> {
     respond(&request, delete(app, &request, Utc::now())).await
 }
 
-/// Runs a route's work within the invocation's deadline and answers: its response, or the
-/// error as Unleash's body; `Token-Expiration` added for a PAT caller whose token expires.
+/// A route's answer, an error as Unleash's body (`response::answer`).
 pub(crate) async fn respond(
     request: &Request,
     work: impl std::future::Future<Output = Result<Response<Body>, ApiError>>,
 ) -> Response<Body> {
-    // Boxed: the handlers' futures nest deep enough to overflow rustc's layout query depth.
-    let work = Box::pin(work);
-    with_token_expiration(async {
-        http::within_deadline(request, work)
-            .await
-            .unwrap_or_else(|e| error::unleash_response(&e))
-    })
-    .await
+    response::answer(request, work, error::unleash_response).await
 }
 
 async fn create(
