@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, Runtim
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -56,21 +55,13 @@ impl DynamoLocal {
         let log = crate::workspace_root()
             .join("target")
             .join(format!("dynamodb-local-{port}.log"));
-        let script = format!(
-            "java -Xms64m -Djava.library.path='{lib}' -jar '{jar}' {storage} -port {port} -disableTelemetry </dev/null >'{log}' 2>&1 & \
-             child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
+        let server = format!(
+            "java -Xms64m -Djava.library.path='{lib}' -jar '{jar}' {storage} -port {port} -disableTelemetry",
             lib = jar_dir.join("DynamoDBLocal_lib").display(),
             jar = jar.display(),
-            log = log.display(),
         );
         let _ = std::fs::create_dir_all(crate::workspace_root().join("target"));
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            // Its own process group: a terminal's Ctrl-C reaches this process, which stops it,
-            // not the watchdog (a background job of `sh` ignores SIGINT, so Java would outlive it).
-            .process_group(0)
+        let watchdog = crate::watchdog::command(&server, &log)
             .spawn()
             .map_err(|e| format!("cannot start DynamoDB Local: {e}"))?;
         if !wait_for_port(port, Duration::from_secs(60)) {

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod ports;
 pub mod rie;
 pub mod template;
+pub mod watchdog;
 
 pub use dynamodb_local::DynamoLocal;
 

@@ -8,8 +8,7 @@ use crate::{tools_dir, INSTALL_HINT};
 use aws_sdk_eventbridge::config::{Credentials, Region};
 use aws_sdk_eventbridge::types::Target;
 use serde_json::{json, Value};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -46,19 +45,12 @@ impl Moto {
             .join("target")
             .join(format!("moto-{port}.log"));
         let _ = std::fs::create_dir_all(crate::workspace_root().join("target"));
-        let script = format!(
-            "'{server}' -H 127.0.0.1 -p {port} </dev/null >'{log}' 2>&1 & \
-             child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
-            server = server.display(),
-            log = log.display(),
-        );
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start moto: {e}"))?;
+        let watchdog = crate::watchdog::command(
+            &format!("'{}' -H 127.0.0.1 -p {port}", server.display()),
+            &log,
+        )
+        .spawn()
+        .map_err(|e| format!("cannot start moto: {e}"))?;
         if !wait_for_port(port, Duration::from_secs(60)) {
             return Err(format!(
                 "moto did not listen on port {port} within 60 s; see {}",

@@ -5,9 +5,8 @@
 use crate::dynamodb_local::{free_port, wait_for_port};
 use crate::{tools_dir, workspace_root, INSTALL_HINT};
 use serde_json::Value;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,22 +69,14 @@ impl Emulator {
             if let Some(dir) = log.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            let script = format!(
+            let server = format!(
                 "'{rie}' --runtime-interface-emulator-address 127.0.0.1:{invoke_port} \
-                 --runtime-api-address 127.0.0.1:{runtime_port} '{bootstrap}' </dev/null >'{log}' 2>&1 & \
-                 child=$!; trap 'kill $child 2>/dev/null' EXIT INT TERM HUP; read _ignored; kill $child 2>/dev/null; wait $child",
+                 --runtime-api-address 127.0.0.1:{runtime_port} '{bootstrap}'",
                 rie = rie.display(),
                 bootstrap = bootstrap.display(),
-                log = log.display(),
             );
-            let mut command = Command::new("sh");
-            command
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::piped())
-                // Its own process group: a terminal's Ctrl-C reaches this process, which stops it.
-                .process_group(0)
-                .env_clear();
+            let mut command = crate::watchdog::command(&server, &log);
+            command.env_clear();
             command.env("PATH", std::env::var("PATH").unwrap_or_default());
             for (key, value) in env {
                 command.env(key, value);
