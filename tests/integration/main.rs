@@ -15,5 +15,6 @@ mod rotation;
 mod route_auth;
 mod sam_local;
 mod scopes;
+mod settings_page;
 mod store;
 mod unleash;
