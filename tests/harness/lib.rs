@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod ports;
 pub mod rie;
+pub mod signin;
 pub mod template;
 
 pub use dynamodb_local::DynamoLocal;

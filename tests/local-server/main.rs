@@ -9,6 +9,7 @@ mod banner;
 use bytes::Bytes;
 use harness::gateway::{self, Gateway, GatewayConfig, Served};
 use harness::oidc::{KeyOrigin, LocalIssuer, DISCOVERY_PATH, JWKS_PATH};
+use harness::signin::SignIn;
 use harness::template::Template;
 use harness::{workspace_root, DynamoLocal};
 use http_body_util::{BodyExt, Full, Limited};
@@ -30,6 +31,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const TABLE: &str = "tokens";
 const AUDIENCE: &str = "token-service-local";
+/// The settings page's client id at the local issuer (`OidcClientId`).
+const CLIENT_ID: &str = "token-settings-page";
+/// Where `./scripts/run` prints the settings page, and the sign-in sends the browser back to.
+const PAGE_PATH: &str = "/tokens";
 const LOCAL_USER: &str = "local-user";
 const LOCAL_SCOPE: &str = "openid user:admin";
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -170,6 +175,7 @@ struct Running {
 struct App {
     gateway: Gateway,
     issuer: LocalIssuer,
+    signin: SignIn,
 }
 
 async fn run(options: Options) -> ExitCode {
@@ -319,6 +325,7 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
         ("OidcIssuer", issuer.issuer.clone()),
         ("OidcAudience", issuer.audience.clone()),
         ("OidcJwksUrl", issuer.jwks_url()),
+        ("OidcClientId", CLIENT_ID.to_owned()),
         ("LocalDynamoDbEndpoint", dynamo.endpoint.clone()),
     ]
     .into_iter()
@@ -350,7 +357,11 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
         t,
     );
     Ok(Running {
-        app: Arc::new(App { gateway, issuer }),
+        app: Arc::new(App {
+            gateway,
+            issuer,
+            signin: SignIn::new(CLIENT_ID, &base, SESSION_LIFETIME),
+        }),
         dynamo,
         _data_lock: data_lock,
     })
@@ -397,11 +408,6 @@ impl App {
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or_default().to_owned();
 
-        if let Some(answer) = self.issuer_endpoint(&method, &path, &query) {
-            log_line(&method, &path, answer.status, started, "local issuer");
-            return to_hyper(answer);
-        }
-
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
@@ -424,6 +430,10 @@ impl App {
                 return to_hyper(answer);
             }
         };
+        if let Some(answer) = self.issuer_endpoint(&method, &path, &query, &body) {
+            log_line(&method, &path, answer.status, started, "local issuer");
+            return to_hyper(answer);
+        }
         let request = gateway::Request {
             method: method.clone(),
             raw_path: path.clone(),
@@ -463,7 +473,16 @@ impl App {
     }
 
     /// The issuer's own endpoints, served without the authorizer as an identity provider is.
-    fn issuer_endpoint(&self, method: &str, path: &str, query: &str) -> Option<gateway::Response> {
+    fn issuer_endpoint(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Option<gateway::Response> {
+        if let Some(answer) = self.signin.serve(&self.issuer, method, path, query, body) {
+            return Some(answer);
+        }
         if method != "GET" {
             return None;
         }
