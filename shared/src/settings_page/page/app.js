@@ -294,6 +294,8 @@
     custom.min = new Date(Date.now() + DAY).toISOString().slice(0, 10);
     if (max) custom.max = new Date(Date.now() + max * 1000 - DAY).toISOString().slice(0, 10);
     $("custom-date-field").hidden = true;
+    $("grace").replaceChildren(element("option", { value: "" }, "No time: it stops working now"),
+      ...(config.grace || []).map((g) => element("option", { value: g.value }, g.label)));
     const defaults = new Set(config.default_scopes || []);
     $("scopes").replaceChildren(...(config.scopes || []).map((scope, i) => {
       const input = element("input", { type: "checkbox", name: "scope", value: scope, id: `scope-${i}` });
