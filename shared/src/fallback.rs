@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 15] = [
     ("POST", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken/{token_uuid}"),
@@ -26,6 +26,8 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("POST", "/api/admin/user/tokens/{id}/rotate"),
     ("GET", "/example/whoami"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/tokens"),
+    ("GET", "/tokens/{asset}"),
 ];
 
 const QUAY_PREFIX: &str = "/api/v1/";

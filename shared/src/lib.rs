@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod quay;
 pub mod response;
 pub mod rotation;
+pub mod settings_page;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -11,6 +11,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod ports;
 pub mod rie;
+pub mod signin;
 pub mod template;
 pub mod watchdog;
 

@@ -104,13 +104,20 @@ impl LocalIssuer {
         json!({ "keys": [self.key.jwk()] })
     }
 
-    /// The discovery document's essentials, for tools that start from the issuer URL.
+    /// The discovery document's essentials, for tools that start from the issuer URL, with
+    /// the development sign-in's endpoints (`crate::signin`): the code flow with PKCE only.
     pub fn discovery(&self) -> Value {
         json!({
             "issuer": self.issuer,
             "jwks_uri": self.jwks_url(),
+            "authorization_endpoint": format!("{}{}", self.issuer, crate::signin::AUTHORIZE_PATH),
+            "token_endpoint": format!("{}{}", self.issuer, crate::signin::TOKEN_PATH),
             "id_token_signing_alg_values_supported": ["ES256"],
-            "response_types_supported": ["id_token"],
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "scopes_supported": ["openid", "user:read", "user:admin"],
             "subject_types_supported": ["public"],
         })
     }

@@ -35,7 +35,12 @@ async fn a_known_path_with_another_method_is_a_405_naming_the_methods() {
     assert_eq!(pat.header("allow"), Some("DELETE"));
 
     // Outside the dialects' prefixes, in API Gateway's words.
-    for path in ["/api/openapi.json", "/example/whoami"] {
+    for path in [
+        "/api/openapi.json",
+        "/example/whoami",
+        "/tokens",
+        "/tokens/app.js",
+    ] {
         let other = ask("POST", path).await;
         assert_eq!(other.status, 405, "{path}: {}", other.text);
         assert_eq!(other.json(), json!({"message": "Method Not Allowed"}));

@@ -18,15 +18,16 @@ use harness::LOCAL_API_READY as READY;
 /// Long enough for a first build of every binary on two cores; seconds when they are built.
 const START_LIMIT: Duration = Duration::from_secs(25 * 60);
 
-struct LocalRun {
+/// `./scripts/run` as a user starts it (the browser tests start it so too).
+pub(crate) struct LocalRun {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl LocalRun {
     /// `./scripts/run <args> --port <port>`, from the repository root, as the README says.
-    fn start(args: &[&str], port: u16) -> LocalRun {
+    pub(crate) fn start(args: &[&str], port: u16) -> LocalRun {
         let mut child = Command::new(workspace_root().join("scripts").join("run"))
             .args(args)
             .args(["--port", &port.to_string()])
@@ -48,7 +49,7 @@ impl LocalRun {
         run
     }
 
-    fn output(&self) -> Vec<String> {
+    pub(crate) fn output(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -111,7 +112,7 @@ impl LocalRun {
     }
 
     /// Ctrl-C in a terminal: SIGINT to the whole foreground process group.
-    fn ctrl_c(&mut self) -> ExitStatus {
+    pub(crate) fn ctrl_c(&mut self) -> ExitStatus {
         self.signal(&["-INT", "--", &format!("-{}", self.child.id())])
     }
 
@@ -238,7 +239,7 @@ fn run_with_limit(command: &mut Command, limit: Duration) -> Output {
 }
 
 /// `curl` as a user types it: (status, body).
-fn curl(args: &[&str]) -> (u16, String) {
+pub(crate) fn curl(args: &[&str]) -> (u16, String) {
     let output = run_with_limit(
         Command::new("curl")
             .args(["-sS", "-w", "\n%{http_code}"])

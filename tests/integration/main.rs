@@ -5,6 +5,7 @@ mod support;
 
 mod audit;
 mod authorizer;
+mod browser;
 mod cleanup;
 mod fallback;
 mod faults;
@@ -16,5 +17,7 @@ mod rotation;
 mod route_auth;
 mod sam_local;
 mod scopes;
+mod settings_page;
+mod signin;
 mod store;
 mod unleash;

@@ -33,7 +33,7 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 /// first seeded token; the authorizer accepts the second one's secret, and so do list-pats and
 /// rotate-self (their events authenticate in process, as the bundle's routes do), before
 /// delete-pat deletes it.
-const ORDER: [&str; 17] = [
+const ORDER: [&str; 18] = [
     "get-app-token",
     "rotate-app-token",
     "rotate-pat",
@@ -51,6 +51,7 @@ const ORDER: [&str; 17] = [
     "fallback",
     "example-whoami",
     "openapi",
+    "settings-page",
 ];
 
 #[tokio::test]
@@ -59,7 +60,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 17,
+        functions.len() >= 18,
         "template lists {} functions",
         functions.len()
     );
@@ -290,6 +291,22 @@ fn check(binary: &str, answer: &Value, authorized: &shared::tokens::Token) {
                 .expect("openapi.yaml");
             let document: Value = serde_yaml::from_str(&text).expect("openapi.yaml is YAML");
             assert_eq!(served, document, "the served document is openapi.yaml");
+        }
+        // The template's defaults: no issuer, so a page that says sign-in is not configured.
+        "settings-page" => {
+            assert_eq!(answer["statusCode"], 200, "{answer}");
+            let headers = &answer["headers"];
+            assert_eq!(
+                headers["content-type"], "text/html; charset=utf-8",
+                "{answer}"
+            );
+            assert_eq!(headers["cache-control"], "no-cache");
+            let csp = headers["content-security-policy"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(csp.contains("script-src 'self';"), "{csp}");
+            let body = answer["body"].as_str().unwrap_or_default();
+            assert!(body.contains("&quot;client_id&quot;:null"), "{body}");
         }
         other => panic!("no expectation for {other}"),
     }

@@ -1,7 +1,9 @@
 //! What the server prints once it is up: the routes, the issuer, a session JWT for the local
 //! user, and the whole token flow as commands that work when pasted into a shell.
 
-use crate::{App, Options, LOCAL_SCOPE, LOCAL_USER, SESSION_LIFETIME, SESSION_PATH};
+use crate::{
+    App, Options, CLIENT_ID, LOCAL_SCOPE, LOCAL_USER, PAGE_PATH, SESSION_LIFETIME, SESSION_PATH,
+};
 use harness::LOCAL_API_READY as READY;
 use std::time::Instant;
 
@@ -38,7 +40,10 @@ pub fn print(app: &App, options: &Options, port: u16, started: Instant) {
         "  another session: curl -sS '{api}{SESSION_PATH}?sub=alice&scope=openid+user:admin'"
     ));
     line(format!(
-        "Events (expiry notices, leak reports) reach the queue {}: curl -sS '{}?Action=ReceiveMessage&MaxNumberOfMessages=10'",
+        "  sign-in for the settings page: client id {CLIENT_ID}, a development form asking only for a user name"
+    ));
+    line(format!(
+        "Events (expiry notices) reach the queue {}: curl -sS '{}?Action=ReceiveMessage&MaxNumberOfMessages=10'",
         app.events_queue, app.events_queue
     ));
     line(match &options.data_dir {
@@ -48,6 +53,10 @@ pub fn print(app: &App, options: &Options, port: u16, started: Instant) {
         ),
         None => "Data: in memory (gone when this stops)".to_owned(),
     });
+    line(String::new());
+    line(format!(
+        "Settings page: {api}{PAGE_PATH} (open it in a browser; sign in with any user name)"
+    ));
 
     let (jwt, expires) = match app
         .issuer

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use harness::gateway::{self, Gateway, GatewayConfig, Served};
 use harness::moto::Moto;
 use harness::oidc::{KeyOrigin, LocalIssuer, DISCOVERY_PATH, JWKS_PATH};
+use harness::signin::SignIn;
 use harness::template::Template;
 use harness::{workspace_root, DynamoLocal};
 use http_body_util::{BodyExt, Full, Limited};
@@ -31,6 +32,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const TABLE: &str = "tokens";
 const AUDIENCE: &str = "token-service-local";
+/// The settings page's client id at the local issuer (`OidcClientId`).
+const CLIENT_ID: &str = "token-settings-page";
+/// Where `./scripts/run` prints the settings page, and the sign-in sends the browser back to.
+const PAGE_PATH: &str = "/tokens";
 const LOCAL_USER: &str = "local-user";
 const LOCAL_SCOPE: &str = "openid user:admin";
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -178,6 +183,7 @@ struct App {
     issuer: LocalIssuer,
     /// The SQS queue (on moto) the bundle's events are delivered to.
     events_queue: String,
+    signin: SignIn,
 }
 
 async fn run(options: Options) -> ExitCode {
@@ -341,6 +347,7 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
         ("OidcIssuer", issuer.issuer.clone()),
         ("OidcAudience", issuer.audience.clone()),
         ("OidcJwksUrl", issuer.jwks_url()),
+        ("OidcClientId", CLIENT_ID.to_owned()),
         ("LocalDynamoDbEndpoint", dynamo.endpoint.clone()),
         ("EventBusName", EVENT_BUS.to_owned()),
         ("LocalEventBridgeEndpoint", moto.endpoint.clone()),
@@ -378,6 +385,7 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
             gateway,
             issuer,
             events_queue: events.url,
+            signin: SignIn::new(CLIENT_ID, &base, SESSION_LIFETIME),
         }),
         dynamo,
         _moto: moto,
@@ -426,11 +434,6 @@ impl App {
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or_default().to_owned();
 
-        if let Some(answer) = self.issuer_endpoint(&method, &path, &query) {
-            log_line(&method, &path, answer.status, started, "local issuer");
-            return to_hyper(answer);
-        }
-
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
@@ -453,6 +456,10 @@ impl App {
                 return to_hyper(answer);
             }
         };
+        if let Some(answer) = self.issuer_endpoint(&method, &path, &query, &body) {
+            log_line(&method, &path, answer.status, started, "local issuer");
+            return to_hyper(answer);
+        }
         let request = gateway::Request {
             method: method.clone(),
             raw_path: path.clone(),
@@ -492,7 +499,16 @@ impl App {
     }
 
     /// The issuer's own endpoints, served without the authorizer as an identity provider is.
-    fn issuer_endpoint(&self, method: &str, path: &str, query: &str) -> Option<gateway::Response> {
+    fn issuer_endpoint(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Option<gateway::Response> {
+        if let Some(answer) = self.signin.serve(&self.issuer, method, path, query, body) {
+            return Some(answer);
+        }
         if method != "GET" {
             return None;
         }
