@@ -7,7 +7,7 @@ use crate::identity::Caller;
 use crate::oidc::{JwtVerifier, OidcSettings};
 use crate::store::{Audit, NewToken, Store, TitleRule};
 use crate::tokens::scopes::ScopeError;
-use crate::tokens::{IssuedToken, Secret};
+use crate::tokens::{IssuedToken, Secret, SecretFormat};
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -143,7 +143,7 @@ impl App {
         audit: &Audit,
     ) -> Result<IssuedToken, ApiError> {
         let now = audit.at;
-        let secret = generate_secret()?;
+        let secret = generate_secret(&self.config.secret_format)?;
         let new = NewToken {
             user_id: user_id.to_owned(),
             uuid: Uuid::new_v4(),
@@ -168,9 +168,9 @@ impl App {
     }
 }
 
-/// A new secret from the OS CSPRNG; a failing CSPRNG is a 500, logged.
-pub fn generate_secret() -> Result<Secret, ApiError> {
-    Secret::generate().map_err(|e| {
+/// A new secret of `format` from the OS CSPRNG; a failing CSPRNG is a 500, logged.
+pub fn generate_secret(format: &SecretFormat) -> Result<Secret, ApiError> {
+    format.generate().map_err(|e| {
         tracing::error!(error = %e, "cannot generate a secret");
         ApiError::Internal
     })

@@ -2,6 +2,7 @@
 //! A bad value stops the function at init with a message naming the variable.
 
 use crate::tokens::scopes::ScopeSettings;
+use crate::tokens::SecretFormat;
 use chrono::Duration;
 use std::collections::HashMap;
 
@@ -82,6 +83,8 @@ pub struct Config {
     pub scopes: ScopeSettings,
     /// The EventBridge bus expiry notifications and leak reports go to (a name or an ARN).
     pub event_bus_name: String,
+    /// How secrets look: the prefix scanners find them by.
+    pub secret_format: SecretFormat,
 }
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -100,6 +103,8 @@ pub const DEFAULT_TOKEN_SCOPES: &str = "DEFAULT_TOKEN_SCOPES";
 pub const AUTHORIZER_ROUTE_SCOPES: &str = "AUTHORIZER_ROUTE_SCOPES";
 /// The EventBridge bus of the bundle's events (default: the account's `default` bus).
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+/// The prefix of new secrets (default `pat_`), the pattern a deployment registers with scanners.
+pub const TOKEN_PREFIX: &str = "TOKEN_PREFIX";
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -166,6 +171,14 @@ impl Config {
             });
         }
 
+        let secret_format = match get(TOKEN_PREFIX) {
+            None => SecretFormat::default(),
+            Some(prefix) => SecretFormat::new(prefix).map_err(|problem| ConfigError {
+                variable: TOKEN_PREFIX,
+                problem,
+            })?,
+        };
+
         if let (Lifetime::For(default), Lifetime::For(max)) = (default_lifetime, max_lifetime) {
             if default > max {
                 return Err(ConfigError {
@@ -191,6 +204,7 @@ impl Config {
             audit_log_retention,
             scopes,
             event_bus_name,
+            secret_format,
         })
     }
 
@@ -227,6 +241,9 @@ mod tests {
         assert_eq!(config.ttl_grace, Duration::days(1));
         assert_eq!(config.last_used_throttle, Duration::seconds(60));
         assert_eq!(config.max_rotation_grace, Duration::days(7));
+        assert_eq!(config.secret_format.prefix(), "pat_");
+        let acme = Config::from_map(&vars(&[(TABLE_NAME, "t"), (TOKEN_PREFIX, "acme_")])).unwrap();
+        assert_eq!(acme.secret_format.prefix(), "acme_");
     }
 
     #[test]
@@ -243,6 +260,7 @@ mod tests {
             (vec![(TOKEN_TTL_GRACE, "-1d")], TOKEN_TTL_GRACE),
             (vec![(LAST_USED_THROTTLE, "never")], LAST_USED_THROTTLE),
             (vec![(TOKEN_SCOPES, "a,b")], TOKEN_SCOPES),
+            (vec![(TOKEN_PREFIX, "acme_pat_")], TOKEN_PREFIX),
             (vec![(MAX_ROTATION_GRACE, "7 days")], MAX_ROTATION_GRACE),
             (vec![(AUDIT_LOG_RETENTION, "forever")], AUDIT_LOG_RETENTION),
             (

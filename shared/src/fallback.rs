@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Every route of the bundle, as `template.yaml` declares them (a test holds the two equal).
-pub const ROUTES: [(&str, &str); 15] = [
+pub const ROUTES: [(&str, &str); 17] = [
     ("POST", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken"),
     ("GET", "/api/v1/user/apptoken/{token_uuid}"),
@@ -20,6 +20,8 @@ pub const ROUTES: [(&str, &str); 15] = [
     ("POST", "/api/v1/user/apptoken/{token_uuid}/rotate"),
     ("POST", "/api/v1/user/apptoken/self/rotate"),
     ("GET", "/api/v1/user/logs"),
+    ("POST", "/api/v1/secret-scanning/github"),
+    ("POST", "/api/v1/credentials/revoke"),
     ("POST", "/api/admin/user/tokens"),
     ("GET", "/api/admin/user/tokens"),
     ("DELETE", "/api/admin/user/tokens/{id}"),

@@ -38,7 +38,8 @@ pub async fn within_deadline<T>(
     })
 }
 
-fn body_bytes(request: &Request) -> &[u8] {
+/// The raw body (what a signature is computed over).
+pub fn body_bytes(request: &Request) -> &[u8] {
     match request.body() {
         Body::Empty => &[],
         Body::Text(text) => text.as_bytes(),
@@ -59,6 +60,14 @@ pub fn optional_json_object_body(request: &Request) -> Result<Map<String, Value>
 
 /// The body as a JSON object: JSON content type (or none), at most 16 KiB, well-formed, an object.
 pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    match json_body(request, MAX_BODY_BYTES)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad("JSON body must be an object")),
+    }
+}
+
+/// The body as JSON: JSON content type (or none), at most `max_bytes`, well-formed, not null.
+pub fn json_body(request: &Request, max_bytes: usize) -> Result<Value, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
         let essence = content_type
             .to_str()
@@ -77,19 +86,18 @@ pub fn json_object_body(request: &Request) -> Result<Map<String, Value>, ApiErro
         }
     }
     let bytes = body_bytes(request);
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > max_bytes {
         return Err(ApiError::bad(format!(
             "Request body is larger than {} KiB",
-            MAX_BODY_BYTES / 1024
+            max_bytes / 1024
         )));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad("Missing JSON body"));
     }
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
         Ok(Value::Null) => Err(ApiError::bad("Missing JSON body")),
-        Ok(_) => Err(ApiError::bad("JSON body must be an object")),
+        Ok(value) => Ok(value),
         Err(e) => Err(ApiError::bad(format!("Malformed JSON body: {e}"))),
     }
 }

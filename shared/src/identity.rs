@@ -233,6 +233,7 @@ pub fn request_audit(request: &Request, actor: Actor, now: DateTime<Utc>) -> Aud
         ip: http.and_then(|h| h.source_ip.clone()),
         user_agent: http.and_then(|h| h.user_agent.as_deref()).map(bounded),
         at: now,
+        leak: None,
     }
 }
 

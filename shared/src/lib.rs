@@ -5,6 +5,8 @@
 //! - `identity`: who is calling, from API Gateway's request context
 //! - `quay`, `unleash`: the two API dialects; `error`: their error bodies
 //! - `cleanup`, `notify`: the scheduled runs; `events`: what goes to EventBridge
+//! - `leaks`: leaked tokens reported by GitHub's secret scanning or by anyone, revoked
+//! - `keys`: public keys fetched from a URL and cached (the OIDC issuer's, GitHub's)
 //! - `config`, `app`, `telemetry`: what a function builds once at cold start
 
 pub mod app;
@@ -20,6 +22,8 @@ mod extreme_dates;
 pub mod fallback;
 pub mod http;
 pub mod identity;
+pub mod keys;
+pub mod leaks;
 pub mod logs;
 pub mod notify;
 pub mod oidc;

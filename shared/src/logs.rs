@@ -125,6 +125,12 @@ fn view(entry: &LogEntry, user_id: &str) -> Value {
     if let Some(agent) = &entry.user_agent {
         metadata.insert("user_agent".into(), agent.clone().into());
     }
+    if let Some(url) = &entry.url {
+        metadata.insert("url".into(), url.clone().into());
+    }
+    if let Some(source) = &entry.source {
+        metadata.insert("source".into(), source.clone().into());
+    }
     // The performer is the log's user, as the contract has it; `performed_with` tells a change
     // this service made (cleanup) from the user's own.
     json!({

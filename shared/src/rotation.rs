@@ -77,7 +77,12 @@ async fn itself(
 ) -> Result<Response<Body>, ApiError> {
     http::require_method(request, Method::POST)?;
     let presented = match credentials::from_headers(request.headers()) {
-        Ok(Credential::Secret(text)) => Secret::parse(&text).ok().map(|s| s.digest()),
+        Ok(Credential::Secret(text)) => app
+            .config
+            .secret_format
+            .parse(&text)
+            .ok()
+            .map(|s| s.digest()),
         _ => None,
     };
     let decision = identity::decide(app, request, now).await;
@@ -148,7 +153,7 @@ fn rotation_of(
     let body = http::optional_json_object_body(request)?;
     let expires = read_expiry(body.get(field), now, &app.config)?;
     let grace = grace(body.get("grace"), &app.config)?;
-    let secret = generate_secret()?;
+    let secret = generate_secret(&app.config.secret_format)?;
     let rotation = Rotation {
         digest: secret.digest(),
         expires: expires.map(crate::tokens::truncate_to_millis),

@@ -6,6 +6,7 @@ pub mod dynamodb_local;
 pub mod events;
 pub mod fresh;
 pub mod gateway;
+pub mod github;
 pub mod moto;
 pub mod oidc;
 pub mod openapi;

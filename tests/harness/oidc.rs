@@ -310,7 +310,18 @@ impl JwksServer {
 
     pub fn publish(&self, keys: &[&SigningKey]) {
         let keys: Vec<Value> = keys.iter().map(|k| k.jwk()).collect();
-        *self.document.lock().unwrap() = json!({ "keys": keys }).to_string();
+        self.publish_json(&json!({ "keys": keys }));
+    }
+
+    /// A server of any JSON document (GitHub's public keys, for one), on every path.
+    pub async fn serving(document: &Value) -> JwksServer {
+        let server = JwksServer::start(&[]).await;
+        server.publish_json(document);
+        server
+    }
+
+    pub fn publish_json(&self, document: &Value) {
+        *self.document.lock().unwrap() = document.to_string();
     }
 
     pub fn hits(&self) -> usize {

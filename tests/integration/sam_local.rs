@@ -7,6 +7,7 @@
 
 use crate::support::*;
 use chrono::{Duration, Utc};
+use harness::github::GithubSigner;
 use harness::moto::Moto;
 use harness::rie::Emulator;
 use harness::template::{FunctionDef, Template};
@@ -33,7 +34,7 @@ fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
 /// first seeded token; the authorizer accepts the second one's secret, and so do list-pats and
 /// rotate-self (their events authenticate in process, as the bundle's routes do), before
 /// delete-pat deletes it.
-const ORDER: [&str; 18] = [
+const ORDER: [&str; 20] = [
     "get-app-token",
     "rotate-app-token",
     "rotate-pat",
@@ -52,6 +53,9 @@ const ORDER: [&str; 18] = [
     "example-whoami",
     "openapi",
     "settings-page",
+    // Last: GitHub's report revokes the authorizer's token, then revoking it again reveals nothing.
+    "secret-scanning-github",
+    "revoke-credentials",
 ];
 
 #[tokio::test]
@@ -60,7 +64,7 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
     let template = Template::load();
     let functions = template_functions(&template, env.table());
     assert!(
-        functions.len() >= 18,
+        functions.len() >= 20,
         "template lists {} functions",
         functions.len()
     );
@@ -145,6 +149,11 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
+    // The stand-in for GitHub's key document: the shipped report is signed with the test key.
+    let github_keys =
+        harness::oidc::JwksServer::serving(&GithubSigner::document(&[&GithubSigner::test_key()]))
+            .await;
+
     let local = DynamoLocal::shared();
     for binary in ORDER {
         let Some(function) = functions.iter().find(|f| f.binary == binary) else {
@@ -153,7 +162,17 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
         let mut environment: Vec<(String, String)> =
             function.environment.clone().into_iter().collect();
         environment.extend(local.environment());
-        if binary == "notify-expiring" {
+        if binary == "secret-scanning-github" {
+            environment.retain(|(name, _)| name != "GITHUB_PUBLIC_KEYS_URL");
+            environment.push(("GITHUB_PUBLIC_KEYS_URL".into(), github_keys.url.clone()));
+        }
+        if [
+            "notify-expiring",
+            "secret-scanning-github",
+            "revoke-credentials",
+        ]
+        .contains(&binary)
+        {
             environment.extend(moto.environment());
             environment.retain(|(name, _)| name != "EVENT_BUS_NAME");
             environment.push(("EVENT_BUS_NAME".into(), bus.clone()));
@@ -182,6 +201,14 @@ async fn every_template_function_answers_its_event_under_the_runtime_emulator() 
                 delivered[0]["detail"]["tokens"][0]["uuid"],
                 bob.uuid.to_string()
             );
+        }
+        if binary == "secret-scanning-github" {
+            let delivered = events.drain().await;
+            assert_eq!(delivered.len(), 1, "{delivered:?}");
+            assert_eq!(delivered[0]["detail-type"], "Personal Access Token Leaked");
+            assert_eq!(delivered[0]["detail"]["uuid"], second.uuid.to_string());
+            let gone = store.get_token("alice", &second.uuid).await.unwrap();
+            assert!(gone.is_none(), "the reported token is revoked");
         }
         emulator.stop();
     }
@@ -308,6 +335,22 @@ fn check(binary: &str, answer: &Value, authorized: &shared::tokens::Token) {
             let body = answer["body"].as_str().unwrap_or_default();
             assert!(body.contains("&quot;client_id&quot;:null"), "{body}");
         }
+        "secret-scanning-github" => {
+            let reported = event("secret-scanning-github.json");
+            let matches: Vec<Value> =
+                serde_json::from_str(reported["body"].as_str().unwrap()).unwrap();
+            let hash = |m: &Value| {
+                shared::tokens::SecretDigest::of_text(m["token"].as_str().unwrap()).to_hex()
+            };
+            assert_eq!(
+                http(200),
+                json!([
+                    {"token_hash": hash(&matches[0]), "token_type": "token_service_pat", "label": "true_positive"},
+                    {"token_hash": hash(&matches[1]), "token_type": "token_service_pat", "label": "false_positive"},
+                ])
+            );
+        }
+        "revoke-credentials" => assert_eq!(http(202), Value::Null),
         other => panic!("no expectation for {other}"),
     }
 }

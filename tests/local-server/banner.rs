@@ -43,8 +43,13 @@ pub fn print(app: &App, options: &Options, port: u16, started: Instant) {
         "  sign-in for the settings page: client id {CLIENT_ID}, a development form asking only for a user name"
     ));
     line(format!(
-        "Events (expiry notices) reach the queue {}: curl -sS '{}?Action=ReceiveMessage&MaxNumberOfMessages=10'",
+        "Events (expiry notices, leaked tokens) reach the queue {}: curl -sS '{}?Action=ReceiveMessage&MaxNumberOfMessages=10'",
         app.events_queue, app.events_queue
+    ));
+    line(format!(
+        "GitHub secret scanning stand-in: its keys at {api}{}, key {} (events/secret-scanning-github.json is signed with it)",
+        harness::github::KEYS_PATH,
+        harness::github::TEST_KEY_ID
     ));
     line(match &options.data_dir {
         Some(dir) => format!(

@@ -8,6 +8,7 @@ mod banner;
 
 use bytes::Bytes;
 use harness::gateway::{self, Gateway, GatewayConfig, Served};
+use harness::github::{self, GithubSigner};
 use harness::moto::Moto;
 use harness::oidc::{KeyOrigin, LocalIssuer, DISCOVERY_PATH, JWKS_PATH};
 use harness::signin::SignIn;
@@ -347,6 +348,10 @@ async fn start(options: &Options, port: u16) -> Result<Running, String> {
         ("OidcIssuer", issuer.issuer.clone()),
         ("OidcAudience", issuer.audience.clone()),
         ("OidcJwksUrl", issuer.jwks_url()),
+        (
+            "GithubPublicKeysUrl",
+            format!("{base}{}", github::KEYS_PATH),
+        ),
         ("OidcClientId", CLIENT_ID.to_owned()),
         ("LocalDynamoDbEndpoint", dynamo.endpoint.clone()),
         ("EventBusName", EVENT_BUS.to_owned()),
@@ -519,6 +524,11 @@ impl App {
         };
         match path {
             JWKS_PATH => Some(json(200, self.issuer.jwks())),
+            // The stand-in for GitHub's secret scanning keys: the shipped event is signed by it.
+            github::KEYS_PATH => Some(json(
+                200,
+                GithubSigner::document(&[&GithubSigner::test_key()]),
+            )),
             DISCOVERY_PATH => Some(json(200, self.issuer.discovery())),
             SESSION_PATH => {
                 let mut sub = LOCAL_USER.to_owned();

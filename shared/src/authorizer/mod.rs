@@ -18,7 +18,7 @@ pub use crate::oidc::{
 
 use crate::app::App;
 use crate::store::SecretRecord;
-use crate::tokens::Secret;
+
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
@@ -44,7 +44,7 @@ impl App {
     }
 
     async fn decide_secret(&self, text: &str, now: DateTime<Utc>) -> Decision {
-        let Ok(secret) = Secret::parse(text) else {
+        let Ok(secret) = self.config.secret_format.parse(text) else {
             return Decision::deny(DenyReason::Malformed);
         };
         let record = match self.store.find_secret(&secret.digest()).await {

@@ -5,6 +5,7 @@ use super::*;
 use crate::config::Config;
 use crate::store::items::{secret_pk, LookupItem, SECRET_SK};
 use crate::store::Store;
+use crate::tokens::Secret;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::error::ResourceNotFoundException;

@@ -5,9 +5,10 @@
 //! and must be of the token's algorithm. `iss`, `aud`, `exp` and `sub` are required; `exp` and
 //! `nbf` are checked with [`LEEWAY_SECONDS`] of allowance for clock skew between us and the issuer.
 
-use super::jwks::{JwksSource, KeyCache, KeyLookupError, DEFAULT_REFETCH_INTERVAL};
+use super::jwks::KeySet;
 use super::{OidcSettings, OIDC_JWKS_URL};
 use crate::config::ConfigError;
+use crate::keys::{KeyCache, KeyLookupError, KeySource, DEFAULT_REFETCH_INTERVAL};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -79,7 +80,7 @@ pub struct Session {
 
 pub struct JwtVerifier {
     settings: OidcSettings,
-    keys: KeyCache,
+    keys: KeyCache<KeySet>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -102,7 +103,7 @@ impl JwtVerifier {
         settings: OidcSettings,
         refetch_interval: Duration,
     ) -> Result<JwtVerifier, ConfigError> {
-        let source = JwksSource::new(settings.jwks_url.clone()).map_err(|e| ConfigError {
+        let source = KeySource::new(settings.jwks_url.clone()).map_err(|e| ConfigError {
             variable: OIDC_JWKS_URL,
             problem: e.to_string(),
         })?;

@@ -29,6 +29,32 @@ pub struct Audit {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub at: DateTime<Utc>,
+    /// Where a leaked secret was found, as its report says (leak revocations only).
+    pub leak: Option<LeakReport>,
+}
+
+/// A leak report's `url` (where the secret was seen) and `source` (GitHub's `content`,
+/// `commit`, ...), each at most [`MAX_REPORT_CHARS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeakReport {
+    pub url: Option<String>,
+    pub source: Option<String>,
+}
+
+/// A log entry keeps at most this much of a report's `url` and of its `source`.
+pub const MAX_REPORT_CHARS: usize = 2_048;
+
+impl LeakReport {
+    pub fn new(url: Option<&str>, source: Option<&str>) -> LeakReport {
+        let bounded = |text: Option<&str>| {
+            text.filter(|t| !t.is_empty())
+                .map(|t| t.chars().take(MAX_REPORT_CHARS).collect())
+        };
+        LeakReport {
+            url: bounded(url),
+            source: bounded(source),
+        }
+    }
 }
 
 impl Audit {
@@ -39,6 +65,7 @@ impl Audit {
             ip: None,
             user_agent: None,
             at,
+            leak: None,
         }
     }
 }
@@ -88,6 +115,11 @@ pub struct LogEntry {
     pub ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// A leak revocation's report: where the secret was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Epoch seconds of the end of its retention.
     pub ttl: i64,
 }
@@ -168,6 +200,8 @@ impl Store {
             actor_token,
             ip: given(&audit.ip),
             user_agent: given(&audit.user_agent),
+            url: audit.leak.as_ref().and_then(|l| l.url.clone()),
+            source: audit.leak.as_ref().and_then(|l| l.source.clone()),
             ttl: keep_until.timestamp(),
         };
         let put = Put::builder()

@@ -7,6 +7,7 @@
 //! - `rotate`: a new secret for a token, the old one kept for its grace;
 //! - `audit`: the log entry every change writes in its transaction, and reading the log;
 //! - `auth`: find a secret's lookup record and record its use (the authorizer's path);
+//! - `leak`: revoke the token of a secret found in public;
 //! - `sweep`: the scheduled removal of expired tokens;
 //! - `notice`: what expiry notifications read (the sweep index) and mark;
 //! - `items`: item types and key formats, the only place that names attributes;
@@ -17,14 +18,16 @@ mod auth;
 mod create;
 mod dynamo;
 pub mod items;
+mod leak;
 mod notice;
 mod rotate;
 mod sweep;
 mod tokens;
 
-pub use audit::{is_log_sk_within, Actor, Audit, LogEntry, LogKind, LogPage};
+pub use audit::{is_log_sk_within, Actor, Audit, LeakReport, LogEntry, LogKind, LogPage};
 pub use auth::SecretRecord;
 pub use create::{NewToken, TitleRule};
+pub use leak::LeakRevoked;
 pub use notice::WindowRead;
 pub use rotate::{reuse_window, Rotated, Rotation, MAX_SUPERSEDED};
 pub use sweep::{SweepLimits, SweepReport};

@@ -8,7 +8,7 @@ use crate::config::{Config, Lifetime};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-pub use secret::{Secret, SecretDigest, SecretError};
+pub use secret::{Secret, SecretDigest, SecretError, SecretFormat};
 
 pub const TITLE_MAX_CHARS: usize = 255;
 

@@ -1,4 +1,4 @@
-//! The secret a caller presents: the prefix `pat_`, then 30 base62 characters from the OS
+//! The secret a caller presents: the prefix (`pat_` unless configured), then 30 base62 characters from the OS
 //! CSPRNG (178 bits), then 6 base62 characters of CRC32 over those 30, as GitHub builds its
 //! tokens. The prefix lets secret scanners find leaked tokens; the checksum lets the authorizer
 //! reject mistyped or made-up tokens without a database read. Only the SHA-256 digest is stored.
@@ -7,10 +7,14 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use subtle::ConstantTimeEq;
 
+/// The prefix unless `TOKEN_PREFIX` sets another.
 pub const PREFIX: &str = "pat_";
 const RANDOM_LEN: usize = 30;
 const CHECKSUM_LEN: usize = 6;
+/// The length of a secret with the default prefix.
 pub const SECRET_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
+/// A configured prefix: a letter, then 1 to 15 letters or digits, then `_` or `-`.
+pub const MAX_PREFIX_LEN: usize = 17;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Bytes at or above this are rejected so every base62 digit is equally likely (248 = 4 * 62).
 const UNBIASED_LIMIT: u8 = 248;
@@ -30,12 +34,68 @@ pub struct Secret(String);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(pat_…)")
+        f.write_str("Secret(…)")
     }
 }
 
-impl Secret {
-    pub fn generate() -> Result<Secret, SecretError> {
+/// The deployment's secret format: its prefix (`TOKEN_PREFIX`), which a scanner's pattern
+/// names, then the 36 base62 characters. The prefix ends in `_` or `-`, outside the base62
+/// alphabet, so where it ends is never ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFormat {
+    prefix: String,
+}
+
+impl Default for SecretFormat {
+    fn default() -> SecretFormat {
+        SecretFormat {
+            prefix: PREFIX.to_owned(),
+        }
+    }
+}
+
+impl SecretFormat {
+    /// `prefix`: a letter, then 1 to 15 ASCII letters or digits, then `_` or `-` (`pat_`,
+    /// `acme_pat_` is not: one separator, at the end; `acmepat_` is).
+    pub fn new(prefix: &str) -> Result<SecretFormat, String> {
+        let bytes = prefix.as_bytes();
+        let well_formed = (3..=MAX_PREFIX_LEN).contains(&bytes.len())
+            && bytes[0].is_ascii_alphabetic()
+            && bytes[1..bytes.len() - 1]
+                .iter()
+                .all(u8::is_ascii_alphanumeric)
+            && matches!(bytes[bytes.len() - 1], b'_' | b'-');
+        if well_formed {
+            Ok(SecretFormat {
+                prefix: prefix.to_owned(),
+            })
+        } else {
+            Err(format!(
+                "{prefix:?} is not a token prefix: a letter, then 1 to 15 letters or digits, then _ or - (like pat_)"
+            ))
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The length of every secret of this format.
+    pub fn secret_len(&self) -> usize {
+        self.prefix.len() + RANDOM_LEN + CHECKSUM_LEN
+    }
+
+    /// The pattern a secret scanner registers: the prefix, 36 base62 characters, and no word
+    /// character on either side.
+    pub fn regex(&self) -> String {
+        format!(
+            r"\b{}[0-9A-Za-z]{{{}}}\b",
+            self.prefix.replace('-', r"\-"),
+            RANDOM_LEN + CHECKSUM_LEN
+        )
+    }
+
+    pub fn generate(&self) -> Result<Secret, SecretError> {
         let mut random = String::with_capacity(RANDOM_LEN);
         let mut pool = [0u8; 64];
         while random.len() < RANDOM_LEN {
@@ -47,20 +107,21 @@ impl Secret {
                 random.push(ALPHABET[usize::from(byte % 62)] as char);
             }
         }
-        let mut text = String::with_capacity(SECRET_LEN);
-        text.push_str(PREFIX);
+        let mut text = String::with_capacity(self.secret_len());
+        text.push_str(&self.prefix);
         text.push_str(&random);
         text.push_str(&encode_checksum(crc32fast::hash(random.as_bytes())));
         Ok(Secret(text))
     }
 
     /// Checks shape, prefix and checksum; does no I/O.
-    pub fn parse(text: &str) -> Result<Secret, SecretError> {
-        if text.len() != SECRET_LEN || !text.starts_with(PREFIX) {
+    pub fn parse(&self, text: &str) -> Result<Secret, SecretError> {
+        let Some(body) = text.strip_prefix(self.prefix.as_str()) else {
             return Err(SecretError::Malformed);
-        }
-        let body = &text[PREFIX.len()..];
-        if !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        };
+        if body.len() != RANDOM_LEN + CHECKSUM_LEN
+            || !body.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(SecretError::Malformed);
         }
         let (random, checksum) = body.split_at(RANDOM_LEN);
@@ -69,6 +130,18 @@ impl Secret {
             _ => Err(SecretError::Malformed),
         }
     }
+}
+
+impl Secret {
+    /// A secret of the default format (tests, benches; product code uses the configured one).
+    pub fn generate() -> Result<Secret, SecretError> {
+        SecretFormat::default().generate()
+    }
+
+    /// [`SecretFormat::parse`] with the default prefix.
+    pub fn parse(text: &str) -> Result<Secret, SecretError> {
+        SecretFormat::default().parse(text)
+    }
 
     /// The text, for the one response that shows it and for tests.
     pub fn expose(&self) -> &str {
@@ -76,7 +149,7 @@ impl Secret {
     }
 
     pub fn digest(&self) -> SecretDigest {
-        SecretDigest(Sha256::digest(self.0.as_bytes()).into())
+        SecretDigest::of_text(&self.0)
     }
 }
 
@@ -91,6 +164,11 @@ impl fmt::Debug for SecretDigest {
 }
 
 impl SecretDigest {
+    /// SHA-256 of any text, well-formed secret or not (a leak report's `token_hash`).
+    pub fn of_text(text: &str) -> SecretDigest {
+        SecretDigest(Sha256::digest(text.as_bytes()).into())
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -191,6 +269,44 @@ mod tests {
     fn debug_output_hides_the_secret() {
         let secret = Secret::generate().unwrap();
         assert!(!format!("{secret:?}").contains(&secret.expose()[4..]));
+    }
+
+    #[test]
+    fn a_configured_prefix_is_generated_and_required() {
+        let acme = SecretFormat::new("acme-").unwrap();
+        let secret = acme.generate().unwrap();
+        assert!(secret.expose().starts_with("acme-"));
+        assert_eq!(secret.expose().len(), acme.secret_len());
+        assert_eq!(acme.parse(secret.expose()), Ok(secret.clone()));
+        // Each format accepts only its own prefix.
+        let body = &secret.expose()[5..];
+        assert!(acme.parse(&format!("pat_{body}")).is_err());
+        assert!(acme.parse(&format!("acme_{body}")).is_err());
+        assert!(SecretFormat::default().parse(secret.expose()).is_err());
+        assert_eq!(acme.regex(), r"\bacme\-[0-9A-Za-z]{36}\b");
+        assert_eq!(SecretFormat::default().regex(), r"\bpat_[0-9A-Za-z]{36}\b");
+    }
+
+    #[test]
+    fn a_prefix_must_be_a_word_and_one_separator() {
+        for good in ["pat_", "ab_", "glpat-", "Acme2pat_", "a234567890123456_"] {
+            assert!(SecretFormat::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "_",
+            "a_",
+            "pat",
+            "1pat_",
+            "pat__",
+            "acme_pat_",
+            "pa t_",
+            "pät_",
+            "a2345678901234567_",
+            "pat_\n",
+        ] {
+            assert!(SecretFormat::new(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
