@@ -100,7 +100,9 @@ impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> ApiError {
         match e {
             IdentityError::Missing => ApiError::Unauthenticated,
-            IdentityError::Rejected => ApiError::InvalidCredentials(e.to_string()),
+            IdentityError::Rejected | IdentityError::Superseded => {
+                ApiError::InvalidCredentials(e.to_string())
+            }
             IdentityError::NotAUser => ApiError::NotAUser(e.to_string()),
             IdentityError::Unavailable => ApiError::Unavailable,
             IdentityError::InsufficientScope { needed } => ApiError::InsufficientScope(needed),

@@ -35,6 +35,9 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// When the PAT expires (`None`: never, or a session); answered as `Token-Expiration`.
     pub expires: Option<DateTime<Utc>>,
+    /// Set when the PAT's secret was superseded by a rotation and is in its grace: when the
+    /// grace ends. Such a secret may call other routes, never manage tokens.
+    pub grace_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +55,10 @@ pub enum IdentityError {
     /// The token store could not be read: no decision (the client may retry).
     #[error("The token store is temporarily unavailable; retry shortly")]
     Unavailable,
+    /// A secret replaced by a rotation, still in its grace: it authenticates other routes
+    /// until then, but never manages tokens (it could otherwise undo the rotation).
+    #[error("This secret was superseded by a rotation: it keeps working on other routes until its grace ends, but cannot manage tokens; use the new secret")]
+    Superseded,
     /// Authenticated, but holding none of the scopes the route needs.
     #[error("Requires one of the scopes {needed:?}")]
     InsufficientScope { needed: AnyOf },
@@ -99,7 +106,15 @@ pub async fn authenticate(
     if matches!(caller.method, AuthMethod::Pat { .. }) {
         crate::response::note_token_expiry(caller.expires);
     }
-    Ok(caller)
+    refuse_superseded(caller)
+}
+
+/// Every route of this bundle manages tokens: a secret in its rotation grace is refused.
+pub fn refuse_superseded(caller: Caller) -> Result<Caller, IdentityError> {
+    match caller.grace_until {
+        Some(_) => Err(IdentityError::Superseded),
+        None => Ok(caller),
+    }
 }
 
 /// The authorizer's decision on the request's `Authorization` at `now`, made in process and
@@ -154,6 +169,7 @@ impl Caller {
                 method: AuthMethod::Jwt,
                 scopes,
                 expires: None,
+                grace_until: None,
             });
         }
         if authorizer.iam.is_some() {
@@ -175,6 +191,7 @@ impl Caller {
             method,
             scopes: principal.scopes,
             expires: principal.expires,
+            grace_until: principal.grace_until,
         })
     }
 
@@ -210,14 +227,22 @@ fn from_lambda_context(
         Some("jwt") => AuthMethod::Jwt,
         _ => return Err(IdentityError::NotAUser),
     };
-    let expires = text("expires")
-        .and_then(|s| s.parse::<i64>().ok())
-        .and_then(|s| DateTime::from_timestamp(s, 0));
+    let epoch = |name: &str| {
+        text(name)
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+    };
+    // A `grace_until` that is present but unreadable still marks a superseded secret.
+    let grace_until = match text("grace_until") {
+        None | Some("") => None,
+        Some(_) => Some(epoch("grace_until").unwrap_or(DateTime::<Utc>::MIN_UTC)),
+    };
     Ok(Caller {
         user_id,
         method,
         scopes,
-        expires,
+        expires: epoch("expires"),
+        grace_until,
     })
 }
 

@@ -1,19 +1,22 @@
 //! Rotation: a token keeps its identity and gets a new secret, shown once; the old secret keeps
 //! working for an optional `grace`, then is denied as `superseded`. Three routes:
 //! `POST /api/v1/user/apptoken/{token_uuid}/rotate` and `POST /api/admin/user/tokens/{id}/rotate`
-//! (`user:admin`, in their dialects), and `POST /api/v1/user/apptoken/self/rotate`, where a
-//! token rotates itself (any scopes: it cannot widen them). A superseded secret presented there
-//! after its grace means someone else holds a copy: the whole token is revoked.
+//! (`user:admin`, in their dialects; the caller must be able to grant every scope the target
+//! holds, since it receives the target's new secret), and `POST /api/v1/user/apptoken/self/rotate`,
+//! where a token rotates itself (`user:admin`, or `self_rotate` within the token's lifetime at
+//! creation). A secret in its grace manages nothing (`identity::refuse_superseded`). A superseded
+//! secret presented to `self/rotate` after its grace means someone else holds a copy: the whole
+//! token is revoked.
 
 use crate::app::{generate_secret, App};
 use crate::authorizer::credentials::{self, Credential};
 use crate::authorizer::{Decision, DenyReason};
 use crate::error::ApiError;
 use crate::http;
-use crate::identity::{self, authenticate_for, AuthMethod, Caller};
+use crate::identity::{self, authenticate_for, AuthMethod, Caller, IdentityError};
 use crate::response::json_response;
-use crate::store::{Actor, Audit, Revoked, Rotated, Rotation};
-use crate::tokens::scopes::MANAGE_TOKENS;
+use crate::store::{Actor, Audit, Revoked, Rotated, Rotation, StoredToken};
+use crate::tokens::scopes::{self, MANAGE_TOKENS, ROTATE_SELF};
 use crate::tokens::{IssuedToken, Secret, SecretDigest};
 use crate::{config, quay, unleash};
 use chrono::{DateTime, Duration, Utc};
@@ -46,7 +49,13 @@ async fn by_uuid(
     let caller = authenticate_for(app, request, now, MANAGE_TOKENS).await?;
     let uuid = quay::token_uuid(request)?;
     let (secret, rotation) = rotation_of(app, request, &caller, now, QUAY_EXPIRY, None)?;
-    let rotated = app.store.rotate(&caller.user_id, &uuid, &rotation).await?;
+    let found = app
+        .store
+        .get_stored(&caller.user_id, &uuid)
+        .await?
+        .ok_or_else(quay::not_found)?;
+    may_receive(app, &caller, &found)?;
+    let rotated = app.store.rotate_stored(&found, &rotation).await?;
     quay_answer(app, finish(rotated, secret, quay::not_found)?)
 }
 
@@ -60,6 +69,7 @@ async fn by_number(
     let number = unleash::pat_id(request)?;
     let (secret, rotation) = rotation_of(app, request, &caller, now, UNLEASH_EXPIRY, None)?;
     let found = unleash::find_pat(app, &caller.user_id, number).await?;
+    may_receive(app, &caller, &found)?;
     let rotated = app.store.rotate_stored(&found, &rotation).await?;
     let issued = finish(rotated, secret, unleash::pat_not_found)?;
     Ok(json_response(
@@ -96,6 +106,13 @@ async fn itself(
     }
     let caller = identity::from_decision(decision)?;
     crate::response::note_token_expiry(caller.expires);
+    let caller = identity::refuse_superseded(caller)?;
+    if !scopes::holds_any(&caller.scopes, ROTATE_SELF) {
+        return Err(IdentityError::InsufficientScope {
+            needed: ROTATE_SELF,
+        }
+        .into());
+    }
     let (
         AuthMethod::Pat {
             token_uuid: Some(uuid),
@@ -107,7 +124,9 @@ async fn itself(
             "self/rotate rotates the personal access token presented in Authorization; a session has none",
         ));
     };
-    let (secret, rotation) = rotation_of(app, request, &caller, now, QUAY_EXPIRY, Some(presented))?;
+    let (secret, mut rotation) =
+        rotation_of(app, request, &caller, now, QUAY_EXPIRY, Some(presented))?;
+    rotation.within_lifetime = !scopes::holds_any(&caller.scopes, MANAGE_TOKENS);
     let rotated = app.store.rotate(&caller.user_id, uuid, &rotation).await?;
     let issued = finish(rotated, secret, quay::not_found)?;
     // The caller's token now expires when the rotation says.
@@ -160,6 +179,7 @@ fn rotation_of(
         grace,
         ttl_grace: app.config.ttl_grace,
         presented,
+        within_lifetime: false,
         audit: caller.audit(request, now),
     };
     Ok((secret, rotation))
@@ -190,6 +210,17 @@ fn grace(value: Option<&Value>, config: &config::Config) -> Result<Duration, Api
         ));
     }
     Ok(grace)
+}
+
+/// Rotating hands the caller the target's new secret: the caller must be able to grant every
+/// scope the target holds (as for a create), else 403 naming the first it cannot.
+fn may_receive(app: &App, caller: &Caller, target: &StoredToken) -> Result<(), ApiError> {
+    let settings = &app.config.scopes;
+    let held = settings.held(target.token().scopes.as_deref());
+    match scopes::first_missing(&held, &caller.grantable(settings)) {
+        Some(scope) => Err(ApiError::CannotGrant(scope.to_owned())),
+        None => Ok(()),
+    }
 }
 
 fn finish(

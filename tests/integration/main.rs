@@ -15,6 +15,7 @@ mod notify;
 mod openapi;
 mod quay;
 mod rotation;
+mod rotation_rules;
 mod route_auth;
 mod sam_local;
 mod scopes;

@@ -230,6 +230,7 @@ async fn rotate(
         grace: Duration::zero(),
         ttl_grace: env.app.config.ttl_grace,
         presented: None,
+        within_lifetime: false,
         audit: Audit::system(now),
     };
     let rotated = env

@@ -79,6 +79,7 @@ impl App {
             auth: AuthKind::Pat,
             token_uuid: Some(record.token_uuid),
             expires: record.expires,
+            grace_until: record.superseded_until,
         })
     }
 
@@ -109,6 +110,7 @@ impl App {
                 token_uuid: None,
                 scopes: session.scopes,
                 expires: None,
+                grace_until: None,
             }),
             Err(rejection) => Decision::Deny(Denial {
                 auth: Some(AuthKind::Jwt),
@@ -179,6 +181,9 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// When the PAT expires (`None`: never, or a session).
     pub expires: Option<DateTime<Utc>>,
+    /// A superseded secret still in its rotation grace: when the grace ends. It authenticates
+    /// other routes until then; the token routes refuse it (`crate::identity`).
+    pub grace_until: Option<DateTime<Utc>>,
 }
 
 impl Principal {
@@ -198,6 +203,10 @@ impl Principal {
             // Epoch seconds, or empty for a token that never expires.
             let expires = self.expires.map(|at| at.timestamp().to_string());
             context.insert("expires".into(), expires.unwrap_or_default().into());
+            if let Some(until) = self.grace_until {
+                // Epoch seconds; present only for a superseded secret in its grace.
+                context.insert("grace_until".into(), until.timestamp().to_string().into());
+            }
         }
         Value::Object(context)
     }

@@ -136,6 +136,7 @@ async fn a_failed_last_used_write_still_allows() {
             token_uuid: Some(uuid),
             scopes: vec!["repo:read".into()],
             expires: None,
+            grace_until: None,
         })
     );
     assert_eq!(get.num_calls(), 1);
@@ -173,6 +174,7 @@ fn the_context_has_exactly_the_shape_the_routes_read() {
         token_uuid: Some(uuid),
         scopes: vec!["repo:read".into(), "reports:read".into()],
         expires: DateTime::from_timestamp(1_800_000_000, 0),
+        grace_until: None,
     };
     assert_eq!(
         pat.context(),
@@ -183,6 +185,11 @@ fn the_context_has_exactly_the_shape_the_routes_read() {
         ..pat.clone()
     };
     assert_eq!(never.context()["expires"], "");
+    let in_grace = Principal {
+        grace_until: DateTime::from_timestamp(1_700_000_000, 0),
+        ..pat.clone()
+    };
+    assert_eq!(in_grace.context()["grace_until"], "1700000000");
     let allowed = Decision::Allow(pat.clone());
     assert_eq!(
         allowed
@@ -205,6 +212,7 @@ fn the_context_has_exactly_the_shape_the_routes_read() {
         token_uuid: None,
         scopes: vec!["openid".into(), "user:admin".into()],
         expires: None,
+        grace_until: None,
     };
     assert_eq!(
         jwt.context(),

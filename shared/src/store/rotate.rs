@@ -33,6 +33,9 @@ pub struct Rotation {
     pub ttl_grace: Duration,
     /// For `self/rotate`: the secret presented, which must be the current one.
     pub presented: Option<SecretDigest>,
+    /// For `self/rotate` without `user:admin`: the new expiry is at most the token's lifetime
+    /// at creation from now (a token cannot make itself immortal).
+    pub within_lifetime: bool,
     /// Who rotates, for the audit entry written in the rotation's transaction.
     pub audit: Audit,
 }
@@ -51,7 +54,8 @@ pub enum Rotated {
 impl Store {
     /// GetItem (strongly consistent) + one TransactWriteItems: the token's new digest, expiry
     /// and superseded list (on the condition that its digest is still the one read), the new
-    /// lookup record, the old one's end of grace, and the deletion of a record dropped from the
+    /// lookup record, the old one's end of grace (never past the new expiry), the end of an
+    /// earlier secret's grace still running, and the deletion of a record dropped from the
     /// list. Of concurrent rotations exactly one succeeds; the others are `Conflict`.
     pub async fn rotate(
         &self,
@@ -90,11 +94,37 @@ impl Store {
                 return Ok(Rotated::NotCurrent);
             }
         }
+        let now = rotation.audit.at;
+        let lifetime_ms = item.lifetime_ms.or_else(|| {
+            item.expires_ms
+                .and_then(|expires| expires.checked_sub(item.created_ms))
+        });
         // The same token with the new digest and expiry; `ttl` and the sweep keys follow from
         // the expiry as they do at create.
         let mut token = item.clone().into_token();
-        token.expires = rotation.expires;
+        token.expires = match (rotation.within_lifetime, lifetime_ms) {
+            (true, Some(ms)) => {
+                let bound = now
+                    .checked_add_signed(Duration::milliseconds(ms.max(0)))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                Some(rotation.expires.map_or(bound, |at| at.min(bound)))
+            }
+            _ => rotation.expires,
+        };
+        // The replaced secret works until the grace ends, never past the new expiry.
+        let grace_end = now.checked_add_signed(rotation.grace).unwrap_or(now);
+        let until = token
+            .expires
+            .map_or(grace_end, |at| grace_end.min(at))
+            .max(now);
         let mut next = TokenItem::new(&token, &rotation.digest, rotation.ttl_grace);
+        next.lifetime_ms = lifetime_ms;
+        next.grace_until_ms = Some(until.timestamp_millis());
+        let earlier_in_grace = item
+            .grace_until_ms
+            .is_some_and(|ms| ms > now.timestamp_millis())
+            .then(|| item.superseded.as_ref().and_then(|s| s.first()))
+            .flatten();
         let mut superseded = item.superseded.clone().unwrap_or_default();
         superseded.insert(0, item.digest.clone());
         let dropped = superseded.split_off(superseded.len().min(MAX_SUPERSEDED));
@@ -103,6 +133,7 @@ impl Store {
         let mut set = vec![
             "#digest = :digest".to_owned(),
             "#superseded = :superseded".to_owned(),
+            "#grace_until = :grace_until".to_owned(),
         ];
         let mut remove = Vec::new();
         let mut update = Update::builder()
@@ -111,6 +142,8 @@ impl Store {
             .condition_expression("#digest = :old")
             .expression_attribute_names("#digest", items::DIGEST)
             .expression_attribute_names("#superseded", items::SUPERSEDED)
+            .expression_attribute_names("#grace_until", items::GRACE_UNTIL_MS)
+            .expression_attribute_values(":grace_until", num(until.timestamp_millis()))
             .expression_attribute_values(":digest", AttributeValue::S(next.digest.clone()))
             .expression_attribute_values(":old", AttributeValue::S(item.digest.clone()))
             .expression_attribute_values(
@@ -126,6 +159,7 @@ impl Store {
                 items::SWEEP_BUCKET,
                 next.sweep_bucket.clone().map(AttributeValue::S),
             ),
+            (items::LIFETIME_MS, next.lifetime_ms.map(num)),
         ] {
             update = update.expression_attribute_names(format!("#{attribute}"), attribute);
             match value {
@@ -153,8 +187,6 @@ impl Store {
             .expression_attribute_names("#pk", items::PK)
             .build()
             .map_err(build_error)?;
-        let now = rotation.audit.at;
-        let until = now.checked_add_signed(rotation.grace).unwrap_or(now);
         let keep_until = until
             .checked_add_signed(reuse_window())
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
@@ -175,6 +207,21 @@ impl Store {
             TransactWriteItem::builder().put(new_lookup).build(),
             TransactWriteItem::builder().update(old_lookup).build(),
         ];
+        // An earlier secret still in its grace: that grace ends now (one working earlier secret
+        // at most). Its record exists: its TTL is the grace's end plus the reuse window.
+        if let Some(digest) = earlier_in_grace {
+            let end = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(items::lookup_key(digest)))
+                .update_expression("SET #until = :now")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", items::PK)
+                .expression_attribute_names("#until", items::SUPERSEDED_UNTIL_MS)
+                .expression_attribute_values(":now", num(now.timestamp_millis()))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().update(end).build());
+        }
         for digest in &dropped {
             let delete = Delete::builder()
                 .table_name(&self.table)

@@ -72,6 +72,18 @@ impl Store {
             .map(TokenItem::into_token))
     }
 
+    /// One strongly consistent GetItem: the token as `rotate_stored` takes it.
+    pub async fn get_stored(
+        &self,
+        user_id: &str,
+        uuid: &Uuid,
+    ) -> Result<Option<StoredToken>, StoreError> {
+        Ok(self
+            .get_token_item(user_id, uuid)
+            .await?
+            .map(StoredToken::new))
+    }
+
     pub(super) async fn get_token_item(
         &self,
         user_id: &str,

@@ -13,6 +13,9 @@ pub const REPO_READ: &str = "repo:read";
 pub const USER_READ: &str = "user:read";
 pub const USER_ADMIN: &str = "user:admin";
 pub const SUPER_USER: &str = "super:user";
+/// GitLab's name: a token holding it may rotate itself (`self/rotate`) within its original
+/// lifetime; `user:admin` may too, without that bound.
+pub const SELF_ROTATE: &str = "self_rotate";
 
 /// Red Hat Quay's OAuth scopes, in the order views list them.
 pub const QUAY_SCOPES: [&str; 8] = [
@@ -26,6 +29,19 @@ pub const QUAY_SCOPES: [&str; 8] = [
     SUPER_USER,
 ];
 
+/// The built-in vocabulary: Quay's scopes, then ours.
+pub const BUILT_IN_SCOPES: [&str; 9] = [
+    QUAY_SCOPES[0],
+    QUAY_SCOPES[1],
+    QUAY_SCOPES[2],
+    QUAY_SCOPES[3],
+    QUAY_SCOPES[4],
+    QUAY_SCOPES[5],
+    QUAY_SCOPES[6],
+    QUAY_SCOPES[7],
+    SELF_ROTATE,
+];
+
 /// Deployer-defined scopes are 1 to 64 of `A-Z a-z 0-9 : . _ -`, at most this many.
 pub const MAX_EXTRA_SCOPES: usize = 64;
 const MAX_SCOPE_CHARS: usize = 64;
@@ -37,6 +53,8 @@ pub type AnyOf = &'static [&'static str];
 pub const READ_TOKENS: AnyOf = &[USER_READ, USER_ADMIN];
 /// Creating, revoking and rotating tokens.
 pub const MANAGE_TOKENS: AnyOf = &[USER_ADMIN];
+/// A token rotating itself (`self/rotate`).
+pub const ROTATE_SELF: AnyOf = &[USER_ADMIN, SELF_ROTATE];
 
 /// The scope tokens of a space-separated list, empty tokens skipped.
 pub fn split(text: &str) -> impl Iterator<Item = &str> {
@@ -59,6 +77,14 @@ pub fn join<S: AsRef<str>>(scopes: &[S]) -> String {
 pub fn holds_any<H: AsRef<str>, N: AsRef<str>>(held: &[H], needed: &[N]) -> bool {
     held.iter()
         .any(|h| needed.iter().any(|n| n.as_ref() == h.as_ref()))
+}
+
+/// The first scope of `held` (a target token's) missing from `grantable`: whoever may not grant
+/// it may not receive a new secret of that token either (rotation).
+pub fn first_missing<'a>(held: &'a [String], grantable: &[String]) -> Option<&'a str> {
+    held.iter()
+        .find(|scope| !grantable.contains(scope))
+        .map(String::as_str)
 }
 
 /// The deployment's scope settings, read once at cold start.
@@ -91,7 +117,7 @@ impl ScopeSettings {
         default: Option<&str>,
         routes: Option<&str>,
     ) -> Result<ScopeSettings, (usize, String)> {
-        let mut known: Vec<String> = QUAY_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        let mut known: Vec<String> = BUILT_IN_SCOPES.iter().map(|s| (*s).to_owned()).collect();
         let extra: Vec<&str> = extra.map(|t| split(t).collect()).unwrap_or_default();
         if extra.len() > MAX_EXTRA_SCOPES {
             return Err((0, format!("has more than {MAX_EXTRA_SCOPES} scopes")));
