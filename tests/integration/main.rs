@@ -5,6 +5,8 @@ mod support;
 
 mod audit;
 mod authorizer;
+mod authz_matrix;
+mod authz_table;
 mod browser;
 mod cleanup;
 mod fallback;

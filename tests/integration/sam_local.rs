@@ -20,11 +20,11 @@ use uuid::Uuid;
 
 /// Every AWS::Serverless::Function, with its binary and resolved environment
 /// (Globals, then its own; `!Ref` of a parameter is its default, of the table the test's table).
-fn template_functions(template: &Template, table: &str) -> Vec<FunctionDef> {
+pub(crate) fn template_functions(template: &Template, table: &str) -> Vec<FunctionDef> {
     template.functions(table, &BTreeMap::new())
 }
 
-fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
+pub(crate) fn built_bootstrap(logical_id: &str) -> std::path::PathBuf {
     harness::events::sam_build_dir()
         .join(logical_id)
         .join("bootstrap")
