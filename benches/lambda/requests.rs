@@ -455,6 +455,67 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     });
     notices.drop_table().await;
 
+    // leaked tokens: a live token reported by GitHub (signed with the test key, whose document
+    // a loopback server publishes; the key fetch is HTTP, not DynamoDB), then revocation by
+    // value of a live token, an unknown well-formed one and a malformed string.
+    let leaks = metered(fresh_env(&[]).await, &meter);
+    let signer = harness::github::GithubSigner::test_key();
+    let document = harness::github::GithubSigner::document(&[&signer]);
+    let key_server = harness::oidc::JwksServer::serving(&document).await;
+    let keys = shared::leaks::github::GithubKeys::new(&key_server.url, std::time::Duration::ZERO)
+        .map_err(|e| e.to_string())?;
+    let mut live = Vec::new();
+    for _ in 0..2 {
+        let secret = Secret::generate().map_err(|e| e.to_string())?;
+        let expires = Some(now + Duration::days(1));
+        seed_token(&leaks.app.store, "leaky", Uuid::new_v4(), &secret.digest(), expires).await;
+        live.push(secret);
+    }
+    let body = json!([{"token": live[0].expose(), "type": "token_service_pat",
+        "url": "https://github.com/octo/repo/blob/main/.env", "source": "content"}])
+    .to_string();
+    let mut report = event("secret-scanning-github.json");
+    report["body"] = body.clone().into();
+    report["headers"][shared::leaks::github::KEY_ID_HEADER] = signer.key_id.clone().into();
+    report["headers"][shared::leaks::github::SIGNATURE_HEADER] =
+        signer.sign(body.as_bytes()).into();
+    let (r, counts) = count(
+        &leaks,
+        &meter,
+        shared::leaks::github::report(&leaks.app, &bus, &keys, request(&report)),
+    )
+    .await?;
+    expect("GitHub's report", status(&r), 200)?;
+    rows.push(Counted {
+        operation: "leak report (GitHub, one live token)".into(),
+        counts,
+        minimum: 3,
+        why: "GetItem of the secret's lookup record, GetItem of its token (the revoke's \
+              condition), one TransactWriteItems: token, every lookup record, counter, log \
+              entry (a text failing the prefix or CRC costs none)"
+            .into(),
+    });
+    let unknown = Secret::generate().map_err(|e| e.to_string())?;
+    let mut revoke = event("revoke-credentials.json");
+    revoke["body"] =
+        json!({"credentials": [live[1].expose(), unknown.expose(), "not-a-token"]}).to_string().into();
+    let (r, counts) = count(
+        &leaks,
+        &meter,
+        shared::leaks::revoke_credentials(&leaks.app, &bus, request(&revoke)),
+    )
+    .await?;
+    expect("revocation by value", status(&r), 202)?;
+    rows.push(Counted {
+        operation: "revoke by value (one live, one unknown, one malformed)".into(),
+        counts,
+        minimum: 4,
+        why: "the live one as a leak report (3); the unknown one a GetItem that finds nothing; \
+              the malformed one none"
+            .into(),
+    });
+    leaks.drop_table().await;
+
     section.paragraph(
         "Requests counted by the SDK client itself (an interceptor counts every request sent, \
          retries included) while the real handlers (`shared::quay`, `shared::unleash`, \

@@ -280,7 +280,7 @@ fn check(binary: &str, answer: &Value, authorized: &shared::tokens::Token) {
             answer,
             &json!({"isAuthorized": true, "context": {
                 "user_id": "alice", "auth": "pat", "token_uuid": authorized_uuid.to_string(),
-                "scopes": "repo:read repo:write repo:admin repo:create user:read user:admin org:admin",
+                "scopes": "repo:read repo:write repo:admin repo:create user:read user:admin org:admin self_rotate",
                 "expires": authorized.expires.map(|at| at.timestamp().to_string()).unwrap_or_default()
             }})
         ),
