@@ -7,6 +7,8 @@ pub mod events;
 pub mod fresh;
 pub mod gateway;
 pub mod github;
+pub mod iam;
+pub mod iam_calls;
 pub mod moto;
 pub mod oidc;
 pub mod openapi;

@@ -11,6 +11,7 @@ mod browser;
 mod cleanup;
 mod fallback;
 mod faults;
+mod iam;
 mod leaks;
 mod local_run;
 mod notify;
