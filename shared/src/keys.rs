@@ -59,6 +59,9 @@ pub trait KeyDocument: Default + Send + Sync {
     fn parse(document: &[u8]) -> Result<Self, String>;
     fn get(&self, id: &str) -> Option<Self::Key>;
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// HTTPS, or plain HTTP to a loopback address (tests, local runs): keys fetched over plain HTTP
