@@ -550,6 +550,17 @@ async fn jwts_from_the_issuer_allow_with_the_session_context() {
         json!({"user_id": "dave", "auth": "jwt", "scopes": "user:admin"})
     );
 
+    // An RFC 9068 access token's `typ`, in either spelling; or none at all.
+    for typ in [json!("at+jwt"), json!("application/AT+JWT"), Value::Null] {
+        let mut header = json!({"alg": "ES256", "kid": "ec-1"});
+        if !typ.is_null() {
+            header["typ"] = typ.clone();
+        }
+        let token = ec.sign_with_header(&header, &claims("carol"));
+        let response = check(&authorizer, &format!("Bearer {token}")).await;
+        assert!(response.is_authorized, "typ {typ}");
+    }
+
     // Within the documented 30 s leeway.
     let just_expired = with(claims("erin"), json!({"exp": Utc::now().timestamp() - 10}));
     assert!(
@@ -609,6 +620,15 @@ async fn bad_jwts_are_denied() {
     let impostor = SigningKey::es256("ec-1").sign(&good);
     let unknown_kid = SigningKey::es256("nobody").sign(&good);
     let no_kid = ec.sign_with_header(&json!({"alg": "ES256"}), &good);
+    // Other kinds of JWT from the same issuer, validly signed: a DPoP proof, a logout token.
+    let dpop = ec.sign_with_header(
+        &json!({"alg": "ES256", "typ": "dpop+jwt", "kid": "ec-1"}),
+        &good,
+    );
+    let logout = ec.sign_with_header(
+        &json!({"alg": "ES256", "typ": "logout+jwt", "kid": "ec-1"}),
+        &good,
+    );
 
     let cases = [
         (expired, JwtRejection::Expired),
@@ -625,6 +645,8 @@ async fn bad_jwts_are_denied() {
         (impostor, JwtRejection::BadSignature),
         (unknown_kid, JwtRejection::UnknownKey),
         (no_kid, JwtRejection::MissingKeyId),
+        (dpop, JwtRejection::TypeNotAllowed),
+        (logout, JwtRejection::TypeNotAllowed),
         ("not.a.jwt".to_owned(), JwtRejection::Malformed),
     ];
     for (token, expected) in &cases {
