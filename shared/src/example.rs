@@ -18,7 +18,7 @@ pub async fn whoami(request: Request) -> Response<Body> {
     match Caller::from_request(&request) {
         Ok(caller) => {
             let (auth, token_uuid) = match caller.method {
-                AuthMethod::Pat { token_uuid } => ("pat", token_uuid),
+                AuthMethod::Pat { token_uuid } => ("pat", Some(token_uuid)),
                 AuthMethod::Jwt => ("jwt", None),
             };
             json_response(

@@ -22,8 +22,8 @@ const MAX_USER_ID_BYTES: usize = 512;
 /// the session's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
-    /// A personal access token.
-    Pat { token_uuid: Option<Uuid> },
+    /// A personal access token: always one token, so its changes are audited as that token's.
+    Pat { token_uuid: Uuid },
     /// A session (JWT).
     Jwt,
 }
@@ -52,7 +52,8 @@ pub enum IdentityError {
     /// Authenticated, but not as a user (e.g. an IAM principal): no tokens of its own.
     #[error("Personal tokens require an authenticated user")]
     NotAUser,
-    /// The token store could not be read: no decision (the client may retry).
+    /// The token store, or the OIDC issuer's key set, could not be read: no decision (the
+    /// client may retry).
     #[error("The token store is temporarily unavailable; retry shortly")]
     Unavailable,
     /// A secret replaced by a rotation, still in its grace: it authenticates other routes
@@ -181,8 +182,9 @@ impl Caller {
     fn from_principal(principal: Principal) -> Result<Caller, IdentityError> {
         let user_id = checked_user(&principal.user_id).map_err(|_| IdentityError::Rejected)?;
         let method = match principal.auth {
+            // The authorizer names every PAT's token; a principal without one is refused.
             AuthKind::Pat => AuthMethod::Pat {
-                token_uuid: principal.token_uuid,
+                token_uuid: principal.token_uuid.ok_or(IdentityError::Rejected)?,
             },
             AuthKind::Jwt => AuthMethod::Jwt,
         };
@@ -200,10 +202,7 @@ impl Caller {
     pub fn audit(&self, request: &Request, now: DateTime<Utc>) -> Audit {
         let actor = match self.method {
             AuthMethod::Jwt => Actor::Session,
-            AuthMethod::Pat {
-                token_uuid: Some(uuid),
-            } => Actor::Token(uuid),
-            AuthMethod::Pat { token_uuid: None } => Actor::System,
+            AuthMethod::Pat { token_uuid } => Actor::Token(token_uuid),
         };
         request_audit(request, actor, now)
     }
@@ -221,8 +220,12 @@ fn from_lambda_context(
     let user_id = checked_user(text("user_id").unwrap_or_default())?;
     let scopes = split_scopes(text("scopes").unwrap_or_default());
     let method = match text("auth") {
+        // A PAT is always one token: without its uuid its changes could not be audited as
+        // that token's (they would read as this service's own), so it does not authenticate.
         Some("pat") => AuthMethod::Pat {
-            token_uuid: text("token_uuid").and_then(|u| Uuid::parse_str(u).ok()),
+            token_uuid: text("token_uuid")
+                .and_then(|u| Uuid::parse_str(u).ok())
+                .ok_or(IdentityError::Rejected)?,
         },
         Some("jwt") => AuthMethod::Jwt,
         _ => return Err(IdentityError::NotAUser),
@@ -306,12 +309,7 @@ mod tests {
         }}));
         let caller = Caller::from_request(&req).unwrap();
         assert_eq!(caller.user_id, "alice");
-        assert_eq!(
-            caller.method,
-            AuthMethod::Pat {
-                token_uuid: Some(uuid)
-            }
-        );
+        assert_eq!(caller.method, AuthMethod::Pat { token_uuid: uuid });
         assert!(scopes::holds_any(&caller.scopes, &[scopes::REPO_READ]));
         assert!(!scopes::holds_any(&caller.scopes, &[scopes::USER_ADMIN]));
     }
@@ -357,6 +355,38 @@ mod tests {
         assert_eq!(Caller::from_request(&req), Err(IdentityError::Missing));
         let req = request_with_authorizer(json!({"jwt": {"claims": {"iss": "x"}}}));
         assert_eq!(Caller::from_request(&req), Err(IdentityError::Missing));
+    }
+
+    #[test]
+    fn a_pat_without_its_token_uuid_does_not_authenticate() {
+        // Its changes would be audited as this service's own (`Actor::System`).
+        for context in [
+            json!({"user_id": "alice", "auth": "pat", "scopes": "user:admin"}),
+            json!({"user_id": "alice", "auth": "pat", "token_uuid": "", "scopes": "user:admin"}),
+            json!({"user_id": "alice", "auth": "pat", "token_uuid": "not-a-uuid", "scopes": "user:admin"}),
+            json!({"user_id": "alice", "auth": "pat", "token_uuid": 7, "scopes": "user:admin"}),
+        ] {
+            let req = request_with_authorizer(json!({ "lambda": context }));
+            let refused = Caller::from_request(&req);
+            assert_eq!(refused, Err(IdentityError::Rejected), "{context}");
+        }
+        // Answered 401 in either dialect, as any credentials that do not authenticate.
+        let error = crate::error::ApiError::from(IdentityError::Rejected);
+        assert_eq!(crate::error::quay_response(&error, None).status(), 401);
+        assert_eq!(crate::error::unleash_response(&error).status(), 401);
+        // Nor a decision's principal without one (the authorizer never makes such a principal).
+        let principal = Principal {
+            user_id: "alice".into(),
+            auth: AuthKind::Pat,
+            token_uuid: None,
+            scopes: vec!["user:admin".into()],
+            expires: None,
+            grace_until: None,
+        };
+        assert_eq!(
+            from_decision(Decision::Allow(principal)),
+            Err(IdentityError::Rejected)
+        );
     }
 
     #[test]

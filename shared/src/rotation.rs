@@ -113,12 +113,7 @@ async fn itself(
         }
         .into());
     }
-    let (
-        AuthMethod::Pat {
-            token_uuid: Some(uuid),
-        },
-        Some(presented),
-    ) = (&caller.method, presented)
+    let (AuthMethod::Pat { token_uuid: uuid }, Some(presented)) = (&caller.method, presented)
     else {
         return Err(ApiError::bad(
             "self/rotate rotates the personal access token presented in Authorization; a session has none",

@@ -16,7 +16,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,10 +252,12 @@ impl SigningKey {
     }
 }
 
-/// A JWKS document on 127.0.0.1 that counts the GETs it answers.
+/// A JWKS document on 127.0.0.1 that counts the GETs it answers, with the status it is told
+/// to answer (200 unless `answer_status` says otherwise).
 pub struct JwksServer {
     pub url: String,
     hits: Arc<AtomicUsize>,
+    status: Arc<AtomicU16>,
     document: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -271,10 +273,13 @@ impl JwksServer {
         );
         let hits = Arc::new(AtomicUsize::new(0));
         let document = Arc::new(Mutex::new(String::new()));
-        let (served_hits, served_document) = (hits.clone(), document.clone());
+        let status = Arc::new(AtomicU16::new(200));
+        let (served_hits, served_document, served_status) =
+            (hits.clone(), document.clone(), status.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let (hits, document) = (served_hits.clone(), served_document.clone());
+                let status = served_status.load(Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buffer = [0u8; 1024];
@@ -290,7 +295,7 @@ impl JwksServer {
                     hits.fetch_add(1, Ordering::SeqCst);
                     let body = document.lock().unwrap().clone();
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     let _ = stream.write_all(response.as_bytes()).await;
@@ -301,6 +306,7 @@ impl JwksServer {
         let server = JwksServer {
             url,
             hits,
+            status,
             document,
             task,
         };
@@ -322,6 +328,11 @@ impl JwksServer {
 
     pub fn publish_json(&self, document: &Value) {
         *self.document.lock().unwrap() = document.to_string();
+    }
+
+    /// From now on, every GET is answered with this status (and the document as its body).
+    pub fn answer_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
     }
 
     pub fn hits(&self) -> usize {

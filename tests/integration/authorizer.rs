@@ -550,6 +550,17 @@ async fn jwts_from_the_issuer_allow_with_the_session_context() {
         json!({"user_id": "dave", "auth": "jwt", "scopes": "user:admin"})
     );
 
+    // An RFC 9068 access token's `typ`, in either spelling; or none at all.
+    for typ in [json!("at+jwt"), json!("application/AT+JWT"), Value::Null] {
+        let mut header = json!({"alg": "ES256", "kid": "ec-1"});
+        if !typ.is_null() {
+            header["typ"] = typ.clone();
+        }
+        let token = ec.sign_with_header(&header, &claims("carol"));
+        let response = check(&authorizer, &format!("Bearer {token}")).await;
+        assert!(response.is_authorized, "typ {typ}");
+    }
+
     // Within the documented 30 s leeway.
     let just_expired = with(claims("erin"), json!({"exp": Utc::now().timestamp() - 10}));
     assert!(
@@ -609,6 +620,15 @@ async fn bad_jwts_are_denied() {
     let impostor = SigningKey::es256("ec-1").sign(&good);
     let unknown_kid = SigningKey::es256("nobody").sign(&good);
     let no_kid = ec.sign_with_header(&json!({"alg": "ES256"}), &good);
+    // Other kinds of JWT from the same issuer, validly signed: a DPoP proof, a logout token.
+    let dpop = ec.sign_with_header(
+        &json!({"alg": "ES256", "typ": "dpop+jwt", "kid": "ec-1"}),
+        &good,
+    );
+    let logout = ec.sign_with_header(
+        &json!({"alg": "ES256", "typ": "logout+jwt", "kid": "ec-1"}),
+        &good,
+    );
 
     let cases = [
         (expired, JwtRejection::Expired),
@@ -625,6 +645,8 @@ async fn bad_jwts_are_denied() {
         (impostor, JwtRejection::BadSignature),
         (unknown_kid, JwtRejection::UnknownKey),
         (no_kid, JwtRejection::MissingKeyId),
+        (dpop, JwtRejection::TypeNotAllowed),
+        (logout, JwtRejection::TypeNotAllowed),
         ("not.a.jwt".to_owned(), JwtRejection::Malformed),
     ];
     for (token, expected) in &cases {
@@ -705,24 +727,77 @@ async fn a_flood_of_unknown_kids_fetches_at_most_once_per_interval() {
     assert_eq!(server.hits(), 1);
 }
 
-#[tokio::test]
-async fn an_unreachable_key_set_denies_sessions_but_not_tokens() {
-    let env = TestEnv::new().await;
+/// A loopback URL nothing listens on: connection refused.
+pub(crate) fn closed_jwks_url() -> String {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/jwks", closed.local_addr().unwrap());
     drop(closed);
-    let authorizer = jwt_authorizer(&env, &url, None);
-    let key = SigningKey::es256("k");
-    assert_eq!(
-        jwt_reason(&authorizer, &key.sign(&claims("carol"))).await,
-        "jwt_keys_unavailable"
+    url
+}
+
+/// The authorizer cannot decide on this session: its invocation fails (API Gateway answers
+/// 500, which clients retry) with the reason `jwt_keys_unavailable`; never a deny.
+async fn assert_undecided(authorizer: &App, token: &str, what: &str) {
+    let header = format!("Bearer {token}");
+    let failed = authorize(authorizer, authorizer_request(Some(&header))).await;
+    let error = failed.expect_err(what);
+    assert!(
+        error.to_string().contains("jwt_keys_unavailable"),
+        "{what}: {error}"
     );
+    let request = authorizer_request(Some(&header));
+    match authorizer.decide(&request.headers, Utc::now()).await {
+        Decision::Fail(d) => assert_eq!(d.reason.code(), "jwt_keys_unavailable", "{what}"),
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_key_set_fails_the_invocation_but_not_tokens() {
+    let env = TestEnv::new().await;
+    let key = SigningKey::es256("k");
+    let session = key.sign(&claims("carol"));
+    let closed = jwt_authorizer(&env, &closed_jwks_url(), None);
+    assert_undecided(&closed, &session, "connection refused").await;
     let (_, secret) = issue(&env, "alice", None).await;
     assert!(
-        check(&authorizer, &format!("Bearer {}", secret.expose()))
+        check(&closed, &format!("Bearer {}", secret.expose()))
+            .await
+            .is_authorized,
+        "PATs do not need the key set"
+    );
+
+    // A key set that answers 500, then a document over the size limit, then the keys.
+    let server = JwksServer::start(&[&key]).await;
+    let authorizer = jwt_authorizer(&env, &server.url, Some(StdDuration::ZERO));
+    server.answer_status(500);
+    assert_undecided(&authorizer, &session, "HTTP 500").await;
+    server.answer_status(200);
+    let padding = "x".repeat(300 * 1024);
+    server.publish_json(&json!({"keys": [key.jwk()], "padding": padding}));
+    assert_undecided(&authorizer, &session, "an oversize document").await;
+    server.publish_json(&json!("<html>maintenance</html>"));
+    assert_undecided(&authorizer, &session, "not a key set").await;
+
+    // Once the keys are fetched, a JWT that is simply invalid is denied, not undecided.
+    server.publish(&[&key]);
+    assert!(
+        check(&authorizer, &format!("Bearer {session}"))
             .await
             .is_authorized
     );
+    let unknown = SigningKey::es256("nobody").sign(&claims("carol"));
+    assert_eq!(jwt_reason(&authorizer, &unknown).await, "jwt_unknown_kid");
+    let expired = key.sign(&with(claims("carol"), json!({"exp": 1})));
+    assert_eq!(jwt_reason(&authorizer, &expired).await, "jwt_expired");
+    // Down again: cached keys still serve; a kid it cannot look up is undecided.
+    server.answer_status(503);
+    assert!(
+        check(&authorizer, &format!("Bearer {session}"))
+            .await
+            .is_authorized
+    );
+    assert_undecided(&authorizer, &unknown, "a new kid while the issuer is down").await;
 }
 
 #[tokio::test]

@@ -429,3 +429,48 @@ async fn a_person_manages_a_token_on_the_settings_page() {
         shots.display()
     ));
 }
+
+/// A link to the page's sign-in callback carrying an issuer "error" with an attacker's words
+/// (`error_description`): without the state this tab's sign-in saved, the page shows only its
+/// own generic refusal, never the address's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_sign_in_error_shows_none_of_the_addresss_text() {
+    let mut run = LocalRun::start(&["--in-memory"], free_port());
+    let api = format!("http://127.0.0.1:{}", run.port);
+    let driver = Driver::start();
+    let profile = Profile(std::env::temp_dir().join(format!("chromium-{}", free_port())));
+    let client = browser(&driver, &profile).await;
+    const ATTACKER: &str = "Your account is locked, call +1 555 0100 now";
+
+    let description = ATTACKER.replace(' ', "+");
+    for query in [
+        format!("error=access_denied&error_description={description}&state=forged"),
+        format!("error=access_denied&error_description={description}"),
+        "error=Call+555+0100+to+unlock&state=".to_owned(),
+    ] {
+        client.goto(&format!("{api}/tokens?{query}")).await.unwrap();
+        let shown = eventually(
+            &client,
+            "the forged answer refused",
+            "const e = document.getElementById('error'); return !e.hidden && e.textContent",
+        )
+        .await;
+        let shown = shown.as_str().unwrap();
+        assert!(shown.contains("does not belong"), "{query}: {shown}");
+        let page = client
+            .execute("return document.body.innerText", vec![])
+            .await
+            .unwrap();
+        let page = page.as_str().unwrap();
+        for words in [ATTACKER, "555 0100", "access_denied"] {
+            assert!(
+                !page.contains(words),
+                "{query}: the page shows {words:?}:\n{page}"
+            );
+        }
+        let url = client.current_url().await.unwrap();
+        assert!(url.query().is_none(), "the answer left the address: {url}");
+    }
+    client.close().await.expect("close the browser");
+    assert!(run.ctrl_c().success());
+}

@@ -3,7 +3,7 @@
 //! sessions, failures in the route's dialect with RFC 6750 challenges, and the DynamoDB cost
 //! (one GetItem, plus the throttled `last used` write, then the route's own work).
 
-use crate::authorizer::{claims, jwt_authorizer, with};
+use crate::authorizer::{claims, closed_jwks_url, jwt_authorizer, with};
 use crate::support::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -279,6 +279,57 @@ async fn sessions_authenticate_in_process_and_need_the_routes_scopes() {
         "AuthenticationRequired",
     );
     assert_eq!(server.hits(), 1, "the key set is fetched once and cached");
+}
+
+/// An issuer whose key set cannot be fetched says nothing about a session: the routes answer
+/// 503 with `Retry-After` in their dialect, as when DynamoDB is down, never a 401 (which signs
+/// the settings page's user out). A JWT that is simply invalid is still a 401.
+#[tokio::test]
+async fn an_unreachable_key_set_is_a_503_with_retry_after_in_both_dialects() {
+    let env = TestEnv::new().await;
+    let key = SigningKey::es256("ec-1");
+    let session = format!("Bearer {}", key.sign(&claims("carol")));
+    let server = JwksServer::start(&[&key]).await;
+    server.answer_status(500);
+    let failing = jwt_authorizer(&env, &server.url, None);
+    let closed = jwt_authorizer(&env, &closed_jwks_url(), None);
+    let list_quay = |authorization: &str| {
+        request(&with_authorization(
+            event("list-app-tokens.json"),
+            Some(authorization),
+        ))
+    };
+    for (app, what) in [(&closed, "connection refused"), (&failing, "HTTP 500")] {
+        let quay = answer(list_app_tokens(app, list_quay(&session)).await);
+        assert_quay_error(&quay, 503, "service_unavailable");
+        assert!(
+            quay.header("retry-after").is_some(),
+            "{what}: {:?}",
+            quay.headers
+        );
+        assert!(quay.header("www-authenticate").is_none(), "{what}");
+        let unleash = answer(list_pats(app, request(&list_event(Some(&session)))).await);
+        assert_unleash_error(&unleash, 503, "ServiceUnavailableError");
+        assert!(
+            unleash.header("retry-after").is_some(),
+            "{what}: {:?}",
+            unleash.headers
+        );
+    }
+
+    // The keys back: a session whose kid the issuer does not publish is a 401.
+    server.answer_status(200);
+    let working = jwt_authorizer(&env, &server.url, None);
+    let unknown = format!(
+        "Bearer {}",
+        SigningKey::es256("nobody").sign(&claims("carol"))
+    );
+    let refused = answer(list_app_tokens(&working, list_quay(&unknown)).await);
+    assert_quay_error(&refused, 401, "invalid_token");
+    let refused = answer(list_pats(&working, request(&list_event(Some(&unknown)))).await);
+    assert_unleash_error(&refused, 401, "AuthenticationRequired");
+    let ok = answer(list_pats(&working, request(&list_event(Some(&session)))).await);
+    assert_eq!(ok.status, 200, "{}", ok.text);
 }
 
 /// As GitHub's `GitHub-Authentication-Token-Expiration`: every answer to a PAT caller whose

@@ -112,6 +112,13 @@ impl App {
                 expires: None,
                 grace_until: None,
             }),
+            // The issuer's keys could not be fetched: nothing is known about the session, so
+            // no decision (the client may retry), as when DynamoDB fails; never a deny, which
+            // would tell a signed-in user their session is bad.
+            Err(JwtRejection::KeysUnavailable) => Decision::Fail(Denial {
+                auth: Some(AuthKind::Jwt),
+                ..Denial::new(DenyReason::Jwt(JwtRejection::KeysUnavailable))
+            }),
             Err(rejection) => Decision::Deny(Denial {
                 auth: Some(AuthKind::Jwt),
                 ..Denial::new(DenyReason::Jwt(rejection))
@@ -120,15 +127,16 @@ impl App {
     }
 }
 
-/// The authorizer could not decide: the invocation fails, so API Gateway answers 500, which
-/// clients retry, where a deny (403) would read as "bad credentials" and make them give up.
+/// The authorizer could not decide (DynamoDB or the OIDC issuer's key set unavailable): the
+/// invocation fails, so API Gateway answers 500, which clients retry, where a deny (403) would
+/// read as "bad credentials" and make them give up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decide: {0} (the token store is unavailable; the client may retry)")]
+#[error("cannot decide: {0} (the token store or the issuer's key set is unavailable; the client may retry)")]
 pub struct Undecided(pub &'static str);
 
 /// The handler: decides, applies the deployment's scope rule for the route key
 /// (`AUTHORIZER_ROUTE_SCOPES`), logs one line, answers in the simple response format, or
-/// fails the invocation when DynamoDB cannot be read (never allows).
+/// fails the invocation when DynamoDB or the issuer's key set cannot be read (never allows).
 pub async fn authorize(
     app: &App,
     request: ApiGatewayV2CustomAuthorizerV2Request,
@@ -276,7 +284,8 @@ impl Denial {
 pub enum Decision {
     Allow(Principal),
     Deny(Denial),
-    /// No decision could be made (DynamoDB failed): never an allow, and not a deny either.
+    /// No decision could be made (DynamoDB failed, or the issuer's key set could not be
+    /// fetched): never an allow, and not a deny either.
     Fail(Denial),
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Only RS256 and ES256 are accepted (never `none`, never HMAC: an HMAC "signature" keyed with a
 //! public key is the classic forgery). The key comes from the issuer's JWKS by the token's `kid`,
-//! and must be of the token's algorithm. `iss`, `aud`, `exp` and `sub` are required; `exp` and
-//! `nbf` are checked with [`LEEWAY_SECONDS`] of allowance for clock skew between us and the issuer.
+//! and must be of the token's algorithm. A `typ` header, when present, must name an access token
+//! (`at+jwt`, RFC 9068) or a plain `JWT`, so other JWTs of the issuer (logout tokens, DPoP
+//! proofs) are refused. `iss`, `aud`, `exp` and `sub` are required; `exp` and `nbf` are checked
+//! with [`LEEWAY_SECONDS`] of allowance for clock skew between us and the issuer.
 
 use super::jwks::KeySet;
 use super::{OidcSettings, OIDC_JWKS_URL};
@@ -30,6 +32,8 @@ pub enum JwtRejection {
     Malformed,
     #[error("the algorithm is not RS256 or ES256, or not the key's")]
     AlgorithmNotAllowed,
+    #[error("the header's typ is not at+jwt or JWT")]
+    TypeNotAllowed,
     #[error("the header names no key id")]
     MissingKeyId,
     #[error("the key id is not in the issuer's key set")]
@@ -57,6 +61,7 @@ impl JwtRejection {
         match self {
             JwtRejection::Malformed => "jwt_malformed",
             JwtRejection::AlgorithmNotAllowed => "jwt_algorithm_not_allowed",
+            JwtRejection::TypeNotAllowed => "jwt_type_not_allowed",
             JwtRejection::MissingKeyId => "jwt_missing_kid",
             JwtRejection::UnknownKey => "jwt_unknown_kid",
             JwtRejection::KeysUnavailable => "jwt_keys_unavailable",
@@ -123,6 +128,7 @@ impl JwtVerifier {
         }
         let header = peek_header(token)?;
         let algorithm = accepted_algorithm(&header.alg)?;
+        accepted_type(header.typ.as_deref())?;
         let kid = header.kid.ok_or(JwtRejection::MissingKeyId)?;
         let key = self.keys.key(&kid).await.map_err(|e| match e {
             KeyLookupError::Unknown => JwtRejection::UnknownKey,
@@ -150,12 +156,13 @@ impl JwtVerifier {
     }
 }
 
-/// The two header fields that choose the key, read before anything is verified (as every JWS
-/// verifier must); the library parses the header again when it verifies.
+/// The header fields that choose the key and say what the token is, read before anything is
+/// verified (as every JWS verifier must); the library parses the header again when it verifies.
 #[derive(serde::Deserialize)]
 struct PeekedHeader {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
 fn peek_header(token: &str) -> Result<PeekedHeader, JwtRejection> {
@@ -176,6 +183,19 @@ fn accepted_algorithm(alg: &str) -> Result<Algorithm, JwtRejection> {
         "RS256" => Ok(Algorithm::RS256),
         "ES256" => Ok(Algorithm::ES256),
         _ => Err(JwtRejection::AlgorithmNotAllowed),
+    }
+}
+
+/// An absent `typ` is accepted (many issuers omit it); otherwise an access token's (RFC 9068
+/// `at+jwt`) or a plain `JWT`, case-insensitive, with or without the `application/` prefix
+/// (RFC 7515 §4.1.9). Anything else (`dpop+jwt`, `logout+jwt`, ...) is another kind of token.
+fn accepted_type(typ: Option<&str>) -> Result<(), JwtRejection> {
+    let Some(typ) = typ else { return Ok(()) };
+    let lower = typ.to_ascii_lowercase();
+    let media_type = lower.strip_prefix("application/").unwrap_or(&lower);
+    match media_type {
+        "at+jwt" | "jwt" => Ok(()),
+        _ => Err(JwtRejection::TypeNotAllowed),
     }
 }
 
@@ -310,6 +330,49 @@ mod tests {
         for malformed in ["", "a.b", "a.b.c.d", "!!.e30.x", "e30"] {
             assert!(peek_header(malformed).is_err(), "{malformed}");
         }
+    }
+
+    #[test]
+    fn only_access_token_and_plain_jwt_types_pass() {
+        let header = |typ: Value| {
+            let header = json!({"alg": "ES256", "kid": "k", "typ": typ});
+            format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(header.to_string()))
+        };
+        let typ_of = |typ: Value| peek_header(&header(typ)).unwrap().typ;
+        assert_eq!(typ_of(Value::Null), None);
+        assert_eq!(accepted_type(None), Ok(()));
+        for good in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "JWT",
+            "jwt",
+            "application/jwt",
+        ] {
+            assert_eq!(
+                accepted_type(typ_of(json!(good)).as_deref()),
+                Ok(()),
+                "{good}"
+            );
+        }
+        for bad in [
+            "dpop+jwt",
+            "logout+jwt",
+            "id_token",
+            "secevent+jwt",
+            "JOSE",
+            "",
+            "at+jwt2",
+        ] {
+            let typ = typ_of(json!(bad));
+            assert_eq!(
+                accepted_type(typ.as_deref()),
+                Err(JwtRejection::TypeNotAllowed),
+                "{bad}"
+            );
+        }
+        // Not even a string: not a header this service reads.
+        assert!(peek_header(&header(json!(1))).is_err());
     }
 
     fn claims(value: Value) -> Claims {

@@ -84,11 +84,13 @@ window.TokenSignin = (() => {
     sessionStorage.removeItem(PENDING);
     // The code is single-use; keep it out of the history and of a reload.
     history.replaceState(null, "", redirectUri());
+    // The state first: until it matches, the address is anyone's link, and none of its text
+    // (`error`, `error_description`) is shown.
+    if (!pending || !params.get("state") || params.get("state") !== pending.state) {
+      throw new Error("Sign-in failed: the answer does not belong to a sign-in started here. Sign in again.");
+    }
     if (params.has("error")) {
       throw new Error(`Sign-in failed: ${params.get("error_description") || params.get("error")}.`);
-    }
-    if (!pending || params.get("state") !== pending.state) {
-      throw new Error("Sign-in failed: the answer does not belong to a sign-in started here. Sign in again.");
     }
     const endpoints = await discover(config.issuer);
     let response;
