@@ -468,7 +468,14 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     for _ in 0..2 {
         let secret = Secret::generate().map_err(|e| e.to_string())?;
         let expires = Some(now + Duration::days(1));
-        seed_token(&leaks.app.store, "leaky", Uuid::new_v4(), &secret.digest(), expires).await;
+        seed_token(
+            &leaks.app.store,
+            "leaky",
+            Uuid::new_v4(),
+            &secret.digest(),
+            expires,
+        )
+        .await;
         live.push(secret);
     }
     let body = json!([{"token": live[0].expose(), "type": "token_service_pat",
@@ -497,8 +504,9 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     });
     let unknown = Secret::generate().map_err(|e| e.to_string())?;
     let mut revoke = event("revoke-credentials.json");
-    revoke["body"] =
-        json!({"credentials": [live[1].expose(), unknown.expose(), "not-a-token"]}).to_string().into();
+    revoke["body"] = json!({"credentials": [live[1].expose(), unknown.expose(), "not-a-token"]})
+        .to_string()
+        .into();
     let (r, counts) = count(
         &leaks,
         &meter,
