@@ -447,10 +447,11 @@ pub async fn run(_options: &Options) -> Result<Section, String> {
     rows.push(Counted {
         operation: "expiry notifications per 100 users' tokens expiring within 7 days".into(),
         counts,
-        minimum: buckets + 1 + 100 + 100,
+        minimum: buckets + 1 + 100 + 100 + 100,
         why: "one Query per day bucket of the sweep index the two windows touch, one \
               consistent BatchGetItem of the tokens under the claims, one PutItem claim per user, \
-              one UpdateItem marker per token (PutEvents, 10 events a call, goes to EventBridge)"
+              one UpdateItem marker per token, one DeleteItem per claim released at the end of \
+              the run (PutEvents, 10 events a call, goes to EventBridge)"
             .into(),
     });
     notices.drop_table().await;

@@ -1,6 +1,8 @@
 //! The scheduled cleanup: removes tokens whose expiry + grace has passed, with their
 //! lookup records, through the sparse sweep index. DynamoDB TTL would get there "within days";
 //! this makes it prompt. Stops before the Lambda deadline and leaves the rest to the next run.
+//! A token whose removal fails is skipped and counted (`failed`); the run goes on with the
+//! others. Costs: see `Store::sweep_expired`.
 
 use crate::app::App;
 use crate::store::{StoreError, SweepLimits, SweepReport};
@@ -35,6 +37,7 @@ pub async fn cleanup(app: &App, event: LambdaEvent<Value>) -> Result<Value, Stor
             tracing::info!(
                 trigger,
                 deleted = report.deleted,
+                failed = report.failed,
                 examined = report.examined,
                 remaining = report.pending,
                 stopped_early = report.stopped_early,
@@ -53,6 +56,7 @@ pub async fn cleanup(app: &App, event: LambdaEvent<Value>) -> Result<Value, Stor
 fn summary(report: &SweepReport, elapsed: Duration) -> Value {
     json!({
         "deleted": report.deleted,
+        "failed": report.failed,
         "examined": report.examined,
         "remaining": report.pending,
         "stopped_early": report.stopped_early,

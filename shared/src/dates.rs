@@ -43,10 +43,23 @@ pub fn serialize_optional_iso8601<S: Serializer>(
     }
 }
 
+/// The `Token-Expiration` header's value: RFC 2822 in UTC written as `+0000` (as chrono's
+/// `to_rfc2822`, which panics for a year past 9999), e.g. `Thu, 03 Dec 2026 16:41:28 +0000`.
+/// `None` for a year outside 0..=9999, which RFC 2822 cannot write: the header is left out.
+pub fn rfc2822_header(at: DateTime<Utc>) -> Option<String> {
+    rfc2822_bytes(at, b"+0000").map(|out| ascii(&out).to_owned())
+}
+
 fn with_rfc2822<R>(at: DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
-    let Some(year) = four_digit_year(at) else {
-        return f(&at.format("%a, %d %b %Y %H:%M:%S -0000").to_string());
-    };
+    match rfc2822_bytes(at, b"-0000") {
+        Some(out) => f(ascii(&out)),
+        None => f(&at.format("%a, %d %b %Y %H:%M:%S -0000").to_string()),
+    }
+}
+
+/// RFC 2822 with the zone `zone`, or `None` beyond four-digit years.
+fn rfc2822_bytes(at: DateTime<Utc>, zone: &[u8; 5]) -> Option<[u8; 31]> {
+    let year = four_digit_year(at)?;
     let mut out = *b"Ddd, 00 Mmm 0000 00:00:00 -0000";
     out[0..3].copy_from_slice(DAYS[at.weekday().num_days_from_monday() as usize]);
     digits(&mut out[5..7], at.day());
@@ -55,7 +68,8 @@ fn with_rfc2822<R>(at: DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
     digits(&mut out[17..19], at.hour());
     digits(&mut out[20..22], at.minute());
     digits(&mut out[23..25], at.second());
-    f(ascii(&out))
+    out[26..31].copy_from_slice(zone);
+    Some(out)
 }
 
 fn with_iso8601<R>(at: DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {

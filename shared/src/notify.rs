@@ -6,9 +6,17 @@
 //! Per threshold: the window's tokens from the sweep index (reads grow with them, never with
 //! the table); then, a hundred users at a time: a claim per user (a second run skips users
 //! the first holds), a consistent read of their tokens (revoked, rotated or already announced
-//! ones drop out), PutEvents (10 entries a call, refused entries retried), the marker on each
-//! token of an accepted event, and the claims released. A run that fails or stops leaves its
-//! unmarked tokens for the next one; its claims run out after [`CLAIM_FOR`].
+//! ones drop out), PutEvents (10 entries a call, refused entries retried), and the marker on
+//! each token of an accepted event. However the run ends (done, at its deadline, on an error,
+//! with refused events) it releases every claim it took, so Lambda's retry or the next run
+//! announces what it left unmarked at once; a claim it cannot release runs out after
+//! [`CLAIM_FOR`]. A run with refused events marks what was accepted and then fails
+//! ([`NotifyError::Refused`]). Delivery is at least once: an accepted event whose marker could
+//! not be written is sent again by the next run.
+//!
+//! Costs per user and threshold: a conditional PutItem (the claim) and a DeleteItem (its
+//! release); per token: its share of a Query page, of a consistent BatchGetItem, and a
+//! conditional UpdateItem (the marker).
 
 use crate::app::App;
 use crate::cleanup::stop_at;
@@ -58,30 +66,42 @@ pub struct NotifyReport {
     pub stopped_early: bool,
 }
 
+/// Why a run failed. Either way its claims were released first.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// EventBridge refused events after the retries: the accepted ones are marked, the refused
+    /// ones' tokens are not, and the run fails so that Lambda retries it.
+    #[error("EventBridge refused {} of {} events after retries", .0.refused, .0.refused + .0.events)]
+    Refused(NotifyReport),
+}
+
 /// The handler: accepts any payload (EventBridge's scheduled event, or a direct invocation).
 pub async fn notify_expiring(
     app: &App,
     bus: &EventBus,
     event: LambdaEvent<Value>,
-) -> Result<Value, StoreError> {
+) -> Result<Value, NotifyError> {
     let started = Instant::now();
     let stop = stop_at(event.context.deadline, started);
     let out_of_time = move || stop.is_some_and(|at| Instant::now() >= at);
-    match notify_at(app, bus, Utc::now(), &out_of_time).await {
-        Ok(report) => {
-            tracing::info!(
-                examined = report.examined,
-                announced = report.announced,
-                events = report.events,
-                refused = report.refused,
-                claimed_elsewhere = report.claimed_elsewhere,
-                dropped = report.dropped,
-                stopped_early = report.stopped_early,
-                duration_ms = started.elapsed().as_millis() as u64,
-                "expiry notifications finished"
-            );
-            Ok(json!(report))
-        }
+    let result = notify_at(app, bus, Utc::now(), &out_of_time).await;
+    if let Ok(report) | Err(NotifyError::Refused(report)) = &result {
+        tracing::info!(
+            examined = report.examined,
+            announced = report.announced,
+            events = report.events,
+            refused = report.refused,
+            claimed_elsewhere = report.claimed_elsewhere,
+            dropped = report.dropped,
+            stopped_early = report.stopped_early,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "expiry notifications finished"
+        );
+    }
+    match result {
+        Ok(report) => Ok(json!(report)),
         Err(e) => {
             tracing::error!(error = %e, "expiry notifications failed");
             Err(e)
@@ -89,14 +109,50 @@ pub async fn notify_expiring(
     }
 }
 
-/// One run at `now`; `out_of_time` is asked before each round.
+/// One run at `now`; `out_of_time` is asked before each round. Every claim the run took is
+/// released before it returns, whatever the outcome; refused events make it `Err` after that.
 pub async fn notify_at(
     app: &App,
     bus: &EventBus,
     now: DateTime<Utc>,
     out_of_time: &(dyn Fn() -> bool + Sync),
-) -> Result<NotifyReport, StoreError> {
+) -> Result<NotifyReport, NotifyError> {
     let run = Uuid::new_v4();
+    let mut held: Vec<(String, u32)> = Vec::new();
+    // Boxed: nested in the handler, the rounds' futures overflow rustc's layout query depth.
+    let result = Box::pin(rounds(app, bus, now, out_of_time, run, &mut held)).await;
+    release(app, &run, &held).await;
+    let report = result?;
+    if report.refused > 0 {
+        return Err(NotifyError::Refused(report));
+    }
+    Ok(report)
+}
+
+/// Releases `run`'s claims on `held` (user, threshold). One that cannot be released is logged;
+/// it runs out after [`CLAIM_FOR`].
+async fn release(app: &App, run: &Uuid, held: &[(String, u32)]) {
+    for group in held.chunks(CONCURRENCY) {
+        let releases = group
+            .iter()
+            .map(|(user, days)| app.store.release_notice(user, *days, run));
+        for ((user, days), released) in group.iter().zip(join_all(releases).await) {
+            if let Err(error) = released {
+                tracing::warn!(%error, user_id = user, days, "cannot release a notice claim; it runs out by itself");
+            }
+        }
+    }
+}
+
+/// The thresholds' windows, a round of users at a time; each claim taken is added to `held`.
+async fn rounds(
+    app: &App,
+    bus: &EventBus,
+    now: DateTime<Utc>,
+    out_of_time: &(dyn Fn() -> bool + Sync),
+    run: Uuid,
+    held: &mut Vec<(String, u32)>,
+) -> Result<NotifyReport, StoreError> {
     let mut report = NotifyReport::default();
     let mut after = now;
     for days in THRESHOLDS_DAYS {
@@ -132,7 +188,7 @@ pub async fn notify_at(
                 report.stopped_early = true;
                 return Ok(report);
             }
-            round.announce(users, &mut report).await?;
+            round.announce(users, &mut report, held).await?;
         }
         after = until;
     }
@@ -155,6 +211,7 @@ impl Round<'_> {
         &self,
         users: &[(String, Vec<TokenItem>)],
         report: &mut NotifyReport,
+        held: &mut Vec<(String, u32)>,
     ) -> Result<(), StoreError> {
         let store = &self.app.store;
         let claim_until = self.now + CLAIM_FOR;
@@ -164,12 +221,24 @@ impl Round<'_> {
                 store.claim_notice(user, self.days, &self.run, self.now, claim_until)
             }))
             .await;
+            let mut failure = None;
             for (entry, result) in group.iter().zip(results) {
-                if result? {
-                    claimed.push(entry);
-                } else {
-                    report.claimed_elsewhere += 1;
+                match result {
+                    Ok(true) => {
+                        held.push((entry.0.clone(), self.days));
+                        claimed.push(entry);
+                    }
+                    Ok(false) => report.claimed_elsewhere += 1,
+                    // The claim may have been written all the same: released with the others
+                    // (the release is conditional on this run's id).
+                    Err(error) => {
+                        held.push((entry.0.clone(), self.days));
+                        failure.get_or_insert(error);
+                    }
                 }
+            }
+            if let Some(error) = failure {
+                return Err(error);
             }
         }
         let mut current: HashMap<Uuid, TokenItem> = self
@@ -195,7 +264,6 @@ impl Round<'_> {
             }
         }
         let accepted = self.bus.publish(&events).await;
-        let mut refused_users: Vec<&str> = Vec::new();
         let mut to_mark: Vec<&TokenItem> = Vec::new();
         for (tokens, accepted) in announced.iter().zip(accepted) {
             if accepted {
@@ -203,37 +271,28 @@ impl Round<'_> {
                 to_mark.extend(tokens);
             } else {
                 report.refused += 1;
-                refused_users.extend(tokens.first().map(|t| t.user_id.as_str()));
             }
         }
+        // Every accepted token is marked even when one marker fails, so that as few events as
+        // possible go out twice; the first failure is the round's error.
+        let mut failure = None;
         for group in to_mark.chunks(CONCURRENCY) {
             for marked in join_all(group.iter().map(|item| {
                 store.mark_noticed(&item.user_id, &item.token_uuid, &item.digest, self.days)
             }))
             .await
             {
-                // Not marked: revoked or rotated while the event went out.
-                if marked? {
-                    report.announced += 1;
+                match marked {
+                    Ok(true) => report.announced += 1,
+                    // Not marked: revoked or rotated while the event went out.
+                    Ok(false) => {}
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
                 }
             }
         }
-        // A user whose announcement went out keeps the claim until it runs out (its tokens are
-        // marked, so a run in the meantime has nothing to say); one whose did not is released
-        // at once, for the next run.
-        refused_users.dedup();
-        for group in refused_users.chunks(CONCURRENCY) {
-            for released in join_all(
-                group
-                    .iter()
-                    .map(|user| store.release_notice(user, self.days, &self.run)),
-            )
-            .await
-            {
-                released?;
-            }
-        }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     /// `users`' candidates as they are now (read strongly consistent), those still due.

@@ -42,7 +42,8 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
 }
 
 /// The response header that tells a PAT caller when its token expires (as GitHub's
-/// `GitHub-Authentication-Token-Expiration`), in RFC 2822.
+/// `GitHub-Authentication-Token-Expiration`), in RFC 2822 (`crate::dates::rfc2822_header`);
+/// absent when the expiry has no RFC 2822 form (a year past 9999).
 pub const TOKEN_EXPIRATION: &str = "token-expiration";
 
 tokio::task_local! {
@@ -72,8 +73,62 @@ pub async fn answer(
             (response, CALLER_TOKEN_EXPIRES.with(std::cell::Cell::get))
         })
         .await;
-    if let Some(value) = expires.and_then(|at| HeaderValue::from_str(&at.to_rfc2822()).ok()) {
+    // Not chrono's `to_rfc2822`: it panics for a year past 9999 (a corrupt item's expiry), which
+    // aborts the process; such a date has no RFC 2822 form and leaves the header out.
+    let value = expires
+        .and_then(crate::dates::rfc2822_header)
+        .and_then(|text| HeaderValue::from_str(&text).ok());
+    if let Some(value) = value {
         response.headers_mut().insert(TOKEN_EXPIRATION, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    /// What `answer` adds for a request authenticated by a PAT expiring at `expires`.
+    async fn answered_for(expires: DateTime<Utc>) -> Response<Body> {
+        let request = lambda_http::Request::default();
+        let work = async move {
+            note_token_expiry(Some(expires));
+            Ok(empty_response(StatusCode::OK))
+        };
+        answer(&request, work, |_| {
+            empty_response(StatusCode::INTERNAL_SERVER_ERROR)
+        })
+        .await
+    }
+
+    fn header(response: &Response<Body>) -> Option<&str> {
+        response
+            .headers()
+            .get(TOKEN_EXPIRATION)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn an_expiry_in_range_is_answered_in_rfc_2822() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 3, 16, 41, 28).unwrap();
+        let response = answered_for(at).await;
+        assert_eq!(header(&response), Some("Thu, 03 Dec 2026 16:41:28 +0000"));
+        let parsed = DateTime::parse_from_rfc2822(header(&response).unwrap()).unwrap();
+        assert_eq!(parsed, at);
+        let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        let response = answered_for(last).await;
+        assert_eq!(header(&response), Some("Fri, 31 Dec 9999 23:59:59 +0000"));
+    }
+
+    /// chrono's `to_rfc2822` panicked here (a process abort in release builds).
+    #[tokio::test]
+    async fn an_expiry_past_year_9999_answers_without_the_header() {
+        let past = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + Duration::seconds(1);
+        for expires in [past, DateTime::<Utc>::MAX_UTC] {
+            let response = answered_for(expires).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(header(&response), None, "{expires:?}");
+        }
+    }
 }

@@ -358,3 +358,68 @@ async fn a_sweep_stopped_at_any_point_leaves_no_orphan() {
     }
     assert_eq!(total, 30);
 }
+
+/// One token's removal fails (its transaction refused before it reaches DynamoDB): the run
+/// goes on, removes the others, counts the failure, and the next run removes it.
+#[tokio::test]
+async fn a_failed_removal_is_skipped_and_counted_and_the_others_are_removed() {
+    let env = TestEnv::new().await;
+    let now = Utc::now();
+    let mut seeded = Vec::new();
+    for i in 0..6 {
+        let secret = Secret::generate().unwrap();
+        let new = NewToken {
+            user_id: format!("user-{}", i % 2),
+            uuid: Uuid::new_v4(),
+            title: format!("t{i}"),
+            created: now - Duration::days(10),
+            expires: Some(now - Duration::days(2)),
+            scopes: None,
+        };
+        let token = env
+            .app
+            .store
+            .create_token(new, &secret.digest(), 100, env.app.config.ttl_grace)
+            .await
+            .expect("seed");
+        seeded.push(Seeded {
+            kind: Kind::ExpiredPastGrace,
+            user: token.user_id,
+            uuid: token.uuid,
+            digest: secret.digest(),
+        });
+    }
+    wait_for_index(&env, 6).await;
+    let broken = seeded[3].uuid;
+    let (client, fault) =
+        crate::faults::FailRequests::on(&env.client, "TransactWriteItems", broken.to_string());
+    let mut faulty = env.app.clone();
+    faulty.store = shared::store::Store::new(client, env.table());
+
+    let summary = cleanup(&faulty, scheduled_event(Some(60_000)))
+        .await
+        .expect("a failed removal must not fail the run");
+    assert!(fault.failed() >= 1, "the fault was never hit");
+    assert_eq!(summary["deleted"], 5, "{summary}");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(summary["remaining"], 0, "{summary}");
+    assert_eq!(summary["stopped_early"], false, "{summary}");
+    for (s, (_, token, lookup)) in seeded.iter().zip(survivors(&env, &seeded).await) {
+        let kept = s.uuid == broken;
+        assert_eq!((token, lookup), (kept, kept), "{}", s.uuid);
+    }
+    assert_no_orphans(&env).await;
+
+    let next = cleanup(&env.app, scheduled_event(Some(60_000)))
+        .await
+        .expect("next run");
+    assert_eq!(
+        (next["deleted"].as_u64(), next["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{next}"
+    );
+    assert!(survivors(&env, &seeded)
+        .await
+        .iter()
+        .all(|(_, token, lookup)| !token && !lookup));
+}

@@ -179,3 +179,65 @@ async fn a_stalled_dynamodb_answers_503_before_the_function_timeout() {
     );
     server.abort();
 }
+
+/// Fails, before it is sent, every request of one DynamoDB operation whose body contains a
+/// string (a token's uuid, a user's id): a fault for one item of a real DynamoDB Local table.
+/// Counts the requests it failed.
+#[derive(Debug, Clone)]
+pub(crate) struct FailRequests {
+    operation: &'static str,
+    needle: String,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FailRequests {
+    /// A client like `client` (same endpoint and interceptors) with this fault added.
+    pub(crate) fn on(
+        client: &Client,
+        operation: &'static str,
+        needle: impl Into<String>,
+    ) -> (Client, FailRequests) {
+        let fault = FailRequests {
+            operation,
+            needle: needle.into(),
+            failed: Default::default(),
+        };
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(fault.clone())
+            .build();
+        (Client::from_conf(config), fault)
+    }
+
+    pub(crate) fn failed(&self) -> u64 {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for FailRequests {
+    fn name(&self) -> &'static str {
+        "FailRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request();
+        let operation = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.split('.').nth(1));
+        let body = request.body().bytes().unwrap_or_default();
+        if operation == Some(self.operation) && String::from_utf8_lossy(body).contains(&self.needle)
+        {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(format!("injected fault: {} on {}", self.operation, self.needle).into());
+        }
+        Ok(())
+    }
+}

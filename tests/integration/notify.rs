@@ -1,6 +1,7 @@
 //! Expiry notifications against DynamoDB Local and moto as EventBridge: the events a rule
 //! delivers to an SQS queue are exactly the right digests, each token once per threshold
-//! across repeated and concurrent runs; a refused publish marks nothing; reads are the window's.
+//! across repeated and concurrent runs; a refused publish marks nothing but what was accepted
+//! and fails the run; a failed or stopped run leaves no claim; reads are the window's.
 
 use crate::support::*;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -9,7 +10,7 @@ use harness::moto::Moto;
 use serde_dynamo::aws_sdk_dynamodb_1::to_item;
 use serde_json::Value;
 use shared::events::EventBus;
-use shared::notify::{notify_at, NotifyReport, DETAIL_TYPE};
+use shared::notify::{notify_at, NotifyError, NotifyReport, DETAIL_TYPE};
 use shared::store::items::TokenItem;
 use shared::store::{Audit, NewToken, Rotation};
 use shared::tokens::{Secret, Token};
@@ -379,27 +380,52 @@ async fn two_concurrent_runs_announce_each_token_once() {
     assert_eq!(announced, in_windows(&expected));
 }
 
+/// The claims (`NOTICE#...`) left in the table, as (user, sort key).
+async fn claims(env: &TestEnv) -> Vec<(String, String)> {
+    env.scan_everything()
+        .await
+        .into_iter()
+        .filter_map(|item| {
+            let sk = item.get("sk")?.as_s().ok()?.clone();
+            let pk = item.get("pk")?.as_s().ok()?.clone();
+            sk.starts_with("NOTICE#").then_some((pk, sk))
+        })
+        .collect()
+}
+
+/// The tokens carrying a marker (`noticed_days`).
+async fn marked(env: &TestEnv) -> BTreeSet<Uuid> {
+    env.scan_all()
+        .await
+        .into_iter()
+        .filter(|item| item.contains_key("noticed_days"))
+        .filter_map(|item| {
+            let sk = item.get("sk")?.as_s().ok()?.clone();
+            Uuid::parse_str(sk.strip_prefix("TOKEN#")?).ok()
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn a_refused_publish_marks_nothing_and_the_next_run_sends_it() {
+async fn a_refused_publish_fails_the_run_marks_nothing_and_the_next_run_sends_it() {
     let env = Arc::new(TestEnv::new().await);
     let now = Utc::now();
     let expected = seed(&env, 12, now).await;
     // The bus does not exist yet: PutEvents fails (after the SDK's and our retries).
     let (name, queue) = bus_and_queue();
-    let refused = run(&env, &bus(&name), now).await;
+    let refused = match notify_at(&env.app, &bus(&name), now, &|| false).await {
+        Err(NotifyError::Refused(report)) => report,
+        other => panic!("a refused publish must fail the run: {other:?}"),
+    };
     assert_eq!(refused.events, 0, "{refused:?}");
     assert_eq!(refused.refused, expected.len() as u64, "{refused:?}");
     assert_eq!(refused.announced, 0);
-    let leftovers: Vec<_> = env
-        .scan_everything()
-        .await
-        .into_iter()
-        .filter(|i| {
-            i.contains_key("noticed_days")
-                || i["sk"].as_s().is_ok_and(|sk| sk.starts_with("NOTICE#"))
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "marked or claimed: {leftovers:?}");
+    assert_eq!(claims(&env).await, vec![], "claims left by a failed run");
+    assert_eq!(
+        marked(&env).await,
+        BTreeSet::new(),
+        "marked by a failed run"
+    );
 
     let delivered = Moto::shared()
         .bus_to_queue(&name, &queue)
@@ -408,6 +434,169 @@ async fn a_refused_publish_marks_nothing_and_the_next_run_sends_it() {
     let sent = run(&env, &bus(&name), now).await;
     assert_eq!(digests(&delivered.drain().await), expected);
     assert_eq!(sent.announced, in_windows(&expected));
+}
+
+/// An EventBridge that refuses every entry whose detail mentions `user` and accepts the rest.
+fn refusing(user: &'static str) -> EventBus {
+    use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+    use aws_sdk_eventbridge::types::PutEventsResultEntry;
+    let put = aws_smithy_mocks::mock!(aws_sdk_eventbridge::Client::put_events).then_compute_output(
+        move |input| {
+            let needle = format!("\"user_id\":\"{user}\"");
+            let results: Vec<PutEventsResultEntry> = input
+                .entries()
+                .iter()
+                .map(|entry| {
+                    if entry.detail().unwrap_or_default().contains(&needle) {
+                        PutEventsResultEntry::builder()
+                            .error_code("InternalFailure")
+                            .error_message("injected")
+                            .build()
+                    } else {
+                        PutEventsResultEntry::builder()
+                            .event_id(Uuid::new_v4().to_string())
+                            .build()
+                    }
+                })
+                .collect();
+            let failed = results.iter().filter(|r| r.error_code.is_some()).count();
+            PutEventsOutput::builder()
+                .failed_entry_count(failed as i32)
+                .set_entries(Some(results))
+                .build()
+        },
+    );
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "k", "s", None, None, "test",
+        ))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&put))
+        .build();
+    EventBus::new(aws_sdk_eventbridge::Client::from_conf(config), "mocked")
+}
+
+/// Creates a token of `user` expiring at `expires`.
+async fn create(env: &TestEnv, user: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> Uuid {
+    let new = NewToken {
+        user_id: user.into(),
+        uuid: Uuid::new_v4(),
+        title: format!("expiring {}", Uuid::new_v4()),
+        created: now,
+        expires: Some(expires),
+        scopes: None,
+    };
+    let secret = Secret::generate().expect("secret");
+    env.app
+        .store
+        .create_token(new, &secret.digest(), 100, env.app.config.ttl_grace)
+        .await
+        .expect("create")
+        .uuid
+}
+
+#[tokio::test]
+async fn a_partly_refused_publish_marks_what_was_accepted_and_fails_the_run() {
+    let env = TestEnv::new().await;
+    let now = Utc::now();
+    let mut accepted = BTreeSet::new();
+    for user in ["alice", "carol"] {
+        accepted.insert(create(&env, user, now + Duration::hours(10), now).await);
+        accepted.insert(create(&env, user, now + Duration::days(3), now).await);
+    }
+    let bob = create(&env, "bob", now + Duration::days(3), now).await;
+    crate::cleanup::wait_for_index(&env, 5).await;
+
+    let report = match notify_at(&env.app, &refusing("bob"), now, &|| false).await {
+        Err(NotifyError::Refused(report)) => report,
+        other => panic!("refused entries must fail the run: {other:?}"),
+    };
+    assert_eq!((report.events, report.refused), (4, 1), "{report:?}");
+    assert_eq!(report.announced, 4, "{report:?}");
+    assert_eq!(
+        marked(&env).await,
+        accepted,
+        "the accepted events' tokens are marked"
+    );
+    assert_eq!(claims(&env).await, vec![], "claims left by a failed run");
+
+    // At once (Lambda's retry): only bob's event is left to send.
+    let (name, queue) = bus_and_queue();
+    let delivered = Moto::shared()
+        .bus_to_queue(&name, &queue)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let retry = run(&env, &bus(&name), now + Duration::seconds(5)).await;
+    let sent = digests(&delivered.drain().await);
+    assert_eq!(
+        sent,
+        Digests::from([(("bob".to_owned(), 7), vec![BTreeSet::from([bob])])]),
+        "{retry:?}"
+    );
+    assert_eq!(
+        (retry.announced, retry.claimed_elsewhere),
+        (1, 0),
+        "{retry:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_failing_midway_leaves_no_claim_and_an_immediate_retry_sends_the_events() {
+    let env = Arc::new(TestEnv::new().await);
+    let now = Utc::now();
+    let expected = seed(&env, 12, now).await;
+    let (name, queue) = bus_and_queue();
+    let delivered = Moto::shared()
+        .bus_to_queue(&name, &queue)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // DynamoDB fails the consistent read under the claims: the claims are taken, nothing sent.
+    let (client, fault) = crate::faults::FailRequests::on(&env.client, "BatchGetItem", "");
+    let mut faulty = env.app.clone();
+    faulty.store = shared::store::Store::new(client, env.table());
+    let failed = notify_at(&faulty, &bus(&name), now, &|| false).await;
+    assert!(matches!(failed, Err(NotifyError::Store(_))), "{failed:?}");
+    assert!(fault.failed() >= 1);
+    assert_eq!(claims(&env).await, vec![], "claims left by a failed run");
+    assert!(delivered.drain().await.is_empty());
+
+    let retry = run(&env, &bus(&name), now + Duration::seconds(5)).await;
+    assert_eq!(retry.claimed_elsewhere, 0, "{retry:?}");
+    assert_eq!(digests(&delivered.drain().await), expected);
+    assert_eq!(retry.announced, in_windows(&expected));
+    assert_eq!(claims(&env).await, vec![]);
+}
+
+#[tokio::test]
+async fn a_run_stopped_at_its_deadline_leaves_no_claim() {
+    let env = TestEnv::new().await;
+    let now = Utc::now();
+    let soon = create(&env, "dana", now + Duration::hours(10), now).await;
+    let later = create(&env, "dana", now + Duration::days(3), now).await;
+    crate::cleanup::wait_for_index(&env, 2).await;
+    let (name, queue) = bus_and_queue();
+    let delivered = Moto::shared()
+        .bus_to_queue(&name, &queue)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Time runs out after the 1-day round, before the 7-day one.
+    let asked = AtomicU32::new(0);
+    let out_of_time = || asked.fetch_add(1, Ordering::SeqCst) >= 1;
+    let stopped = notify_at(&env.app, &bus(&name), now, &out_of_time)
+        .await
+        .expect("a stopped run");
+    assert!(stopped.stopped_early, "{stopped:?}");
+    assert_eq!(stopped.announced, 1, "{stopped:?}");
+    assert_eq!(claims(&env).await, vec![], "claims left by a stopped run");
+    assert_eq!(marked(&env).await, BTreeSet::from([soon]));
+
+    let next = run(&env, &bus(&name), now + Duration::seconds(5)).await;
+    assert_eq!(next.announced, 1, "{next:?}");
+    let sent = digests(&delivered.drain().await);
+    assert_eq!(sent[&("dana".to_owned(), 7)], vec![BTreeSet::from([later])]);
+    assert_eq!(sent[&("dana".to_owned(), 1)], vec![BTreeSet::from([soon])]);
 }
 
 #[tokio::test]

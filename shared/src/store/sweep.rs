@@ -2,7 +2,14 @@
 //! with the number of due tokens, never with the table. Each token is removed by its own
 //! transaction (the same one a revoke sends), so a run that stops, fails or overlaps another
 //! never leaves a token without its lookup record or the reverse, and never counts a removal
-//! twice.
+//! twice. A token whose removal fails (or whose item cannot be read) is logged, counted in
+//! `failed` and skipped: one bad token never stops the sweep of the others, and stays in the
+//! index for the next run. Only a failed index Query ends a run with an error.
+//!
+//! Costs: one Query page per 1 MB of due index items (per day bucket); one TransactWriteItems
+//! per due token (its token, lookup records, title count and audit entry, 2 write units per
+//! item per KB); a removal that loses a race adds one consistent GetItem (the token read
+//! again).
 
 use super::audit::{Audit, LogKind};
 use super::items::{self, TokenItem, SWEEP_INDEX};
@@ -36,6 +43,9 @@ pub struct SweepReport {
     pub pages: u64,
     /// Due tokens read but left for the next run because time ran out.
     pub pending: u64,
+    /// Due tokens whose removal failed (or whose item could not be read): logged, skipped,
+    /// left in the index for the next run.
+    pub failed: u64,
     /// True when the run stopped before the end of the index; the next run continues.
     pub stopped_early: bool,
 }
@@ -51,7 +61,7 @@ impl Store {
         let mut gone: u64 = 0;
         let out_of_time = || limits.stop.as_ref().is_some_and(|stop| stop());
         let stopped = |mut report: SweepReport, gone: u64| {
-            report.pending = report.examined - report.deleted - gone;
+            report.pending = report.examined - report.deleted - gone - report.failed;
             report.stopped_early = true;
             report
         };
@@ -78,29 +88,42 @@ impl Store {
                     break;
                 };
                 report.pages += 1;
-                let due = page
+                let mut due = Vec::new();
+                for raw in page
                     .map_err(super::dynamo::classify)?
                     .items
                     .unwrap_or_default()
-                    .into_iter()
-                    .map(TokenItem::read)
-                    .collect::<Result<Vec<_>, _>>()?;
-                report.examined += due.len() as u64;
+                {
+                    report.examined += 1;
+                    match TokenItem::read(raw) {
+                        Ok(item) => due.push(item),
+                        Err(error) => {
+                            report.failed += 1;
+                            tracing::error!(%error, "a due item cannot be read; skipped");
+                        }
+                    }
+                }
                 for group in due.chunks(CONCURRENCY) {
                     if out_of_time() {
                         return Ok(stopped(report, gone));
                     }
-                    for removed in join_all(
-                        group
-                            .iter()
-                            .map(|item| self.remove(item, LogKind::Expire, &audit)),
-                    )
-                    .await
-                    {
-                        match removed? {
-                            Revoked::Yes => report.deleted += 1,
+                    let removals = group
+                        .iter()
+                        .map(|item| self.remove(item, LogKind::Expire, &audit));
+                    for (item, removed) in group.iter().zip(join_all(removals).await) {
+                        match removed {
+                            Ok(Revoked::Yes) => report.deleted += 1,
                             // Revoked, or removed by an overlapping run, since the page was read.
-                            Revoked::NotFound => gone += 1,
+                            Ok(Revoked::NotFound) => gone += 1,
+                            Err(error) => {
+                                report.failed += 1;
+                                tracing::error!(
+                                    %error,
+                                    user_id = item.user_id,
+                                    token_uuid = %item.token_uuid,
+                                    "cannot remove an expired token; skipped, the next run tries again"
+                                );
+                            }
                         }
                     }
                 }
