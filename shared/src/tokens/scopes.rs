@@ -308,7 +308,11 @@ mod tests {
             Some(r#"{"GET /reports": "reports:read reports:write", "POST /reports": ["reports:write"]}"#),
         )
         .unwrap();
-        assert_eq!(s.known.len(), 10);
+        assert_eq!(
+            s.known.len(),
+            11,
+            "8 of Quay, self_rotate, 2 of the deployment"
+        );
         assert_eq!(s.default, Some(owned(&["repo:read", "reports:read"])));
         assert_eq!(
             s.required_for("GET /reports"),
