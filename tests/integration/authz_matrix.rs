@@ -153,7 +153,14 @@ async fn request_of(
                 Operation::Rotate(scope) => (user.to_owned(), target(&[scope])),
                 _ => (format!("{user}-other"), target(&["repo:read"])),
             };
-            let held = issue(env, &owner, &scopes).await;
+            let mut held = issue(env, &owner, &scopes).await;
+            if cell.operation == Operation::RotateOthers {
+                // Unleash ids are per user: the other user's third token has an id the
+                // caller's user (one or two tokens) does not.
+                for _ in 0..2 {
+                    held = issue(env, &owner, &scopes).await;
+                }
+            }
             let name = if unleash {
                 "rotate-pat"
             } else {

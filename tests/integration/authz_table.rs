@@ -6,16 +6,17 @@
 //!
 //! Each cell starts from fresh tokens of a user of its own: the caller's (for a PAT caller) and
 //! the target (a token holding the column's scopes; "another user's" belongs to someone else).
-//! Creates ask for the named scopes; rotations send `{}`; `self/rotate` rotates the caller's own
-//! token. A session is this project's authorizer context with the named scopes; a PAT is sent as
-//! `Authorization: Bearer`.
+//! Creates ask for the named scopes; rotations send `{}`; `self/rotate` rotates the token presented
+//! in `Authorization`, so a session (this project's authorizer context with the named scopes)
+//! has none to present there: 401. A PAT is sent as `Authorization: Bearer`. "Another user's"
+//! token is named by its uuid, or by an Unleash id the caller's user does not have.
 
 pub const TABLE: &str = "\
 | caller | list | get | logs | create `repo:read` | create `super:user` | rotate a `repo:read` token | rotate a `super:user` token | rotate another user's | `self/rotate` | revoke |
 |---|---|---|---|---|---|---|---|---|---|---|
-| session `user:admin` | 200 / 200 | 200 | 200 | 201 / 201 | 403 / 403 | 200 / 200 | 403 / 403 | 404 / 404 | 400 | 204 / 200 |
-| session `user:admin super:user` | 200 / 200 | 200 | 200 | 201 / 201 | 201 / 201 | 200 / 200 | 200 / 200 | 404 / 404 | 400 | 204 / 200 |
-| session `user:read` | 200 / 200 | 200 | 200 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 403 | 403 / 403 |
+| session `user:admin` | 200 / 200 | 200 | 200 | 201 / 201 | 403 / 403 | 200 / 200 | 403 / 403 | 404 / 404 | 401 | 204 / 200 |
+| session `user:admin super:user` | 200 / 200 | 200 | 200 | 201 / 201 | 201 / 201 | 200 / 200 | 200 / 200 | 404 / 404 | 401 | 204 / 200 |
+| session `user:read` | 200 / 200 | 200 | 200 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 401 | 403 / 403 |
 | PAT `user:admin` | 200 / 200 | 200 | 200 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 404 / 404 | 200 | 204 / 200 |
 | PAT `repo:read user:admin` | 200 / 200 | 200 | 200 | 201 / 201 | 403 / 403 | 200 / 200 | 403 / 403 | 404 / 404 | 200 | 204 / 200 |
 | PAT `user:read` | 200 / 200 | 200 | 200 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 403 / 403 | 403 | 403 / 403 |
