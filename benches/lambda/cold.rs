@@ -67,7 +67,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         },
     ];
     let local = DynamoLocal::shared();
-    let all = functions(env.table(), local);
+    let all = functions(env.table(), local).await?;
     let mut rows = Vec::new();
     for case in &cases {
         let function = all

@@ -114,7 +114,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
             environment,
         });
     }
-    for function in functions(env.table(), local) {
+    for function in functions(env.table(), local).await? {
         if events.nth(&function, 0).is_none() {
             continue;
         }

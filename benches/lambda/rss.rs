@@ -28,7 +28,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let mut rows = Vec::new();
     let mut worst: Option<(u64, String)> = None;
     let mut all_flat = true;
-    for function in functions(env.table(), local) {
+    for function in functions(env.table(), local).await? {
         if events.nth(&function, 0).is_none() {
             return Err(format!(
                 "no events for {} in the memory benchmark",

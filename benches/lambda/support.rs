@@ -7,6 +7,9 @@ pub use crate::report::{
 };
 use chrono::{DateTime, Duration, Utc};
 use harness::fresh::{fresh_app, FreshApp};
+use harness::github::GithubSigner;
+use harness::moto::{EventQueue, Moto};
+use harness::oidc::JwksServer;
 use harness::template::Template;
 use harness::{workspace_root, DynamoLocal};
 use serde_json::{json, Value};
@@ -136,21 +139,87 @@ impl Function {
 
 /// Every function of template.yaml with the environment the template gives it (parameters at
 /// their defaults, the table's name for `!Ref TokensTable`; `harness::template`), plus
-/// DynamoDB Local's endpoint.
-pub fn functions(table: &str, local: &DynamoLocal) -> Vec<Function> {
-    Template::load()
+/// DynamoDB Local's endpoint; and, for the functions that reach past DynamoDB, this process's
+/// stand-ins ([`LocalServices`]): the functions that publish (notify-expiring, GitHub's leak
+/// reports, revocation by value) moto's endpoint and a bus of the bench's, GitHub's leak
+/// reports the key document on loopback.
+pub async fn functions(table: &str, local: &DynamoLocal) -> Result<Vec<Function>, String> {
+    let services = LocalServices::shared().await?;
+    Ok(Template::load()
         .functions(table, &BTreeMap::new())
         .into_iter()
         .map(|function| {
             let mut environment: Vec<(String, String)> = function.environment.into_iter().collect();
             environment.extend(local.environment());
+            services.add_to(&function.binary, &mut environment);
             Function {
                 logical_id: function.logical_id,
                 binary: function.binary,
                 environment,
             }
         })
-        .collect()
+        .collect())
+}
+
+/// What the functions need beyond DynamoDB Local, started once for the process (every step
+/// shares them): moto with a bus of the bench's whose events a rule delivers to a queue (as
+/// tests/integration/sam_local.rs sets them up), and GitHub's public key document, of the test
+/// key, on loopback (the template's default URL is GitHub's, unreachable here).
+pub struct LocalServices {
+    moto: Vec<(String, String)>,
+    bus: String,
+    github_keys: JwksServer,
+    /// Where the bus's events end up; kept so the rule has a target (nobody reads it).
+    _events: EventQueue,
+}
+
+/// The binaries that publish to EventBridge.
+const PUBLISHERS: [&str; 3] = [
+    "notify-expiring",
+    "secret-scanning-github",
+    "revoke-credentials",
+];
+
+static SERVICES: tokio::sync::OnceCell<LocalServices> = tokio::sync::OnceCell::const_new();
+
+impl LocalServices {
+    pub async fn shared() -> Result<&'static LocalServices, String> {
+        SERVICES
+            .get_or_try_init(|| async {
+                let moto = tokio::task::spawn_blocking(Moto::shared)
+                    .await
+                    .map_err(|e| format!("starting moto: {e}"))?;
+                let bus = format!("bench-functions-{}", std::process::id());
+                let events = moto.bus_to_queue(&bus, &format!("{bus}-queue")).await?;
+                let github_keys =
+                    JwksServer::serving(&GithubSigner::document(&[&GithubSigner::test_key()]))
+                        .await;
+                Ok(LocalServices {
+                    moto: moto.environment(),
+                    bus,
+                    github_keys,
+                    _events: events,
+                })
+            })
+            .await
+    }
+
+    /// Adds what the function of `binary` needs to its `environment`, replacing the template's.
+    fn add_to(&self, binary: &str, environment: &mut Vec<(String, String)>) {
+        let mut set = |name: &str, value: &str| {
+            environment.retain(|(n, _)| n != name);
+            environment.push((name.to_owned(), value.to_owned()));
+        };
+        if binary == "secret-scanning-github" {
+            set("GITHUB_PUBLIC_KEYS_URL", &self.github_keys.url);
+        }
+        if PUBLISHERS.contains(&binary) {
+            for (name, value) in &self.moto {
+                set(name, value);
+            }
+            set("EVENT_BUS_NAME", &self.bus);
+        }
+    }
 }
 
 // ---------- events ----------
@@ -216,6 +285,18 @@ pub async fn seed_token(
     digest: &SecretDigest,
     expires: Option<DateTime<Utc>>,
 ) -> Token {
+    seed_scoped_token(store, user, uuid, digest, expires, None).await
+}
+
+/// [`seed_token`] with `scopes` (`None`: a token stored before scopes existed).
+pub async fn seed_scoped_token(
+    store: &Store,
+    user: &str,
+    uuid: Uuid,
+    digest: &SecretDigest,
+    expires: Option<DateTime<Utc>>,
+    scopes: Option<Vec<String>>,
+) -> Token {
     let now = Utc::now();
     store
         .create_token(
@@ -225,7 +306,7 @@ pub async fn seed_token(
                 title: format!("seeded {uuid}"),
                 created: now - Duration::days(1),
                 expires,
-                scopes: None,
+                scopes,
             },
             digest,
             10_000,
@@ -269,6 +350,41 @@ pub async fn seed_many(
     seeded
 }
 
+/// `per_user` tokens (expiring in a day, with `scopes`) for each of `users`, created 16 at a
+/// time; returns their secrets in user order.
+pub async fn seed_secrets(
+    store: &Store,
+    users: &[String],
+    per_user: usize,
+    scopes: Option<Vec<String>>,
+) -> Result<Vec<Secret>, String> {
+    let work: Vec<&String> = users
+        .iter()
+        .flat_map(|u| std::iter::repeat_n(u, per_user))
+        .collect();
+    let mut secrets = Vec::with_capacity(work.len());
+    for chunk in work.chunks(16) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (at, user) in chunk.iter().enumerate() {
+            let (store, user, scopes) = (store.clone(), user.to_string(), scopes.clone());
+            let secret = Secret::generate().map_err(|e| e.to_string())?;
+            tasks.spawn(async move {
+                let expires = Some(Utc::now() + Duration::days(1));
+                let digest = secret.digest();
+                seed_scoped_token(&store, &user, Uuid::new_v4(), &digest, expires, scopes).await;
+                (at, secret)
+            });
+        }
+        let mut done = Vec::with_capacity(chunk.len());
+        while let Some(joined) = tasks.join_next().await {
+            done.push(joined.map_err(|e| format!("seeding task: {e}"))?);
+        }
+        done.sort_by_key(|(at, _)| *at);
+        secrets.extend(done.into_iter().map(|(_, secret)| secret));
+    }
+    Ok(secrets)
+}
+
 // ---------- every function's event, for many warm invocations ----------
 
 /// Creates a user makes in the warm events before the next user takes over: under the default
@@ -278,7 +394,10 @@ const CREATES_PER_USER: usize = 90;
 /// Each function's `events/` file, adjusted so that invocation after invocation does real
 /// work: creates (90 a user), revokes and deletes of tokens seeded for them, lists of a user
 /// with 22 tokens, get of a seeded token, the authorizer with one valid token, cleanup with
-/// nothing due, the `$default` route's 405. The caller is as template.yaml routes the function:
+/// nothing due, the `$default` route's 405; a self-rotation of a token seeded for it (each
+/// invocation a first rotation), GitHub's leak report (signed with the test key) of a token
+/// seeded for it, revocation by value of one seeded for it (plus an unknown and a malformed
+/// one). No event names a token another function's event uses. The caller is as template.yaml routes the function:
 /// behind the authorizer, its identity in the request context (as API Gateway passes the
 /// authorizer's answer); otherwise a seeded PAT of the user in the `Authorization` header, which
 /// the function checks itself (its `last used` already written for this throttle window, so a
@@ -296,6 +415,16 @@ pub struct WarmEvents {
     delete: Value,
     to_revoke: Vec<Token>,
     to_delete: Vec<Token>,
+    rotate_self: Value,
+    /// A `self_rotate` token's secret per self-rotation.
+    to_rotate_self: Vec<Secret>,
+    leak_report: Value,
+    /// A live token's secret per leak report.
+    to_report: Vec<Secret>,
+    revoke_by_value: Value,
+    /// A live token's secret per revocation by value.
+    to_revoke_by_value: Vec<Secret>,
+    github: GithubSigner,
     /// `Bearer <PAT>` of each user the events act as.
     credentials: HashMap<String, String>,
     /// Functions template.yaml puts behind a Lambda authorizer.
@@ -306,7 +435,9 @@ impl WarmEvents {
     /// What the events do, for the steps' descriptions.
     pub const DESCRIPTION: &'static str = "creates (90 a user), revokes and deletes of seeded \
         tokens, lists of a user with 22 tokens, get of a seeded token, the authorizer with one \
-        valid token, cleanup with nothing due, the `$default` route's 405; each route's caller \
+        valid token, cleanup with nothing due, the `$default` route's 405, self-rotations, GitHub's \
+        leak reports and revocations by value of seeded tokens (notifications and revocations \
+        published to moto's EventBridge, GitHub's keys served on loopback); each route's caller \
         a seeded PAT in the `Authorization` header, checked by the function itself (its `last \
         used` already written for the throttle window), or, for a route template.yaml puts \
         behind the authorizer, the identity in the request context";
@@ -318,7 +449,7 @@ impl WarmEvents {
         let creators = invocations.div_ceil(CREATES_PER_USER);
         harness::dynamodb_local::progress(&format!(
             "bench: seeding {} tokens",
-            2 * invocations + 22 + 2 * (users_needed + creators) + 1
+            5 * invocations + 22 + 2 * (users_needed + creators) + 1
         ));
         let get_user = "alice".to_owned();
         let get = seed_get_event_token(store).await?;
@@ -334,6 +465,15 @@ impl WarmEvents {
             seed_many(store, &delete_users, per_user).await,
             &delete_users,
         );
+        let users_named = |role: &str| -> Vec<String> {
+            (0..users_needed).map(|u| format!("{role}-{u}")).collect()
+        };
+        let self_rotate = Some(vec![shared::tokens::scopes::SELF_ROTATE.to_owned()]);
+        let to_rotate_self =
+            seed_secrets(store, &users_named("rotate-self"), per_user, self_rotate).await?;
+        let to_report = seed_secrets(store, &users_named("leaked"), per_user, None).await?;
+        let to_revoke_by_value =
+            seed_secrets(store, &users_named("revoke-by-value"), per_user, None).await?;
         let mut users = vec![get_user.clone()];
         users.extend(revoke_users);
         users.extend(delete_users);
@@ -381,6 +521,13 @@ impl WarmEvents {
             delete: event("delete-pat.json"),
             to_revoke,
             to_delete,
+            rotate_self: event("rotate-self.json"),
+            to_rotate_self,
+            leak_report: event("secret-scanning-github.json"),
+            to_report,
+            revoke_by_value: event("revoke-credentials.json"),
+            to_revoke_by_value,
+            github: GithubSigner::test_key(),
             credentials,
             behind_authorizer,
         })
@@ -453,6 +600,39 @@ impl WarmEvents {
                     &token.number.to_string(),
                 )
             }
+            "RotateSelfFunction" => {
+                let secret = self.to_rotate_self.get(i)?;
+                let mut e = self.rotate_self.clone();
+                e["headers"]["authorization"] = format!("Bearer {}", secret.expose()).into();
+                e
+            }
+            "SecretScanningGithubFunction" => {
+                let secret = self.to_report.get(i)?;
+                // The shipped report's entries, its first naming this invocation's token.
+                let shipped = self.leak_report["body"].as_str().unwrap_or("[]");
+                let mut entries: Value = serde_json::from_str(shipped).ok()?;
+                entries[0]["token"] = secret.expose().into();
+                let body = entries.to_string();
+                let mut e = self.leak_report.clone();
+                e["headers"][shared::leaks::github::KEY_ID_HEADER] =
+                    self.github.key_id.clone().into();
+                e["headers"][shared::leaks::github::SIGNATURE_HEADER] =
+                    self.github.sign(body.as_bytes()).into();
+                e["headers"]["content-length"] = body.len().to_string().into();
+                e["body"] = body.into();
+                e
+            }
+            "RevokeCredentialsFunction" => {
+                let secret = self.to_revoke_by_value.get(i)?;
+                let unknown = Secret::generate().ok()?;
+                let body =
+                    json!({"credentials": [secret.expose(), unknown.expose(), "not a token"]})
+                        .to_string();
+                let mut e = self.revoke_by_value.clone();
+                e["headers"]["content-length"] = body.len().to_string().into();
+                e["body"] = body.into();
+                e
+            }
             "AuthorizerFunction" => self.authorizer.clone(),
             _ => return event_file(&function.binary),
         })
@@ -470,7 +650,8 @@ pub fn event_file(binary: &str) -> Option<Value> {
 }
 
 /// Whether a function answered its warm event as it should: a 2xx HTTP answer, an authorizer's
-/// allow, a cleanup's summary; for the `$default` route, its 405 (or 404).
+/// allow, a cleanup's summary, a notification run's report with nothing refused; for the
+/// `$default` route, its 405 (or 404).
 pub fn answered_as_expected(function: &Function, answer: &Value) -> bool {
     if let Some(status) = answer["statusCode"].as_u64() {
         return match function.logical_id.as_str() {
@@ -478,7 +659,9 @@ pub fn answered_as_expected(function: &Function, answer: &Value) -> bool {
             _ => (200..300).contains(&status),
         };
     }
-    answer["isAuthorized"] == true || answer["deleted"].is_u64()
+    answer["isAuthorized"] == true
+        || answer["deleted"].is_u64()
+        || (answer["examined"].is_u64() && answer["refused"] == 0)
 }
 
 /// Tokens in user order, each user's in the order of their numbers.
