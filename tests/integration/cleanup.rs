@@ -32,9 +32,17 @@ struct Seeded {
 async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
     let now = Utc::now();
     let mut tasks = JoinSet::new();
+    // Sixteen creates at a time: DynamoDB Local on a loaded two-core machine has been seen to
+    // lose a global index entry under hundreds of concurrent transactions.
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
     for i in 0..500u32 {
         let env = env.clone();
+        let slots = slots.clone();
         tasks.spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let (kind, expires) = match i % 10 {
                 0..=3 => (
                     Kind::ExpiredPastGrace,
