@@ -11,7 +11,7 @@ use harness::rie::Emulator;
 use harness::template::Template;
 use harness::{workspace_root, DynamoLocal};
 use serde_json::{json, Value};
-use shared::store::{Audit, NewToken, Rotation, TitleRule};
+use shared::store::{Audit, NewToken, Rotation};
 use shared::tokens::{Secret, Token};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -23,19 +23,7 @@ struct Held {
 }
 
 async fn issue(env: &TestEnv, user: &str, scopes: &[String]) -> Held {
-    let now = Utc::now();
-    let issued = env
-        .app
-        .issue(
-            user,
-            format!("matrix {}", Uuid::new_v4()),
-            Some(now + Duration::days(2)),
-            scopes.to_vec(),
-            TitleRule::Shared,
-            &Audit::system(now),
-        )
-        .await
-        .expect("token issued");
+    let issued = issue_token(env, user, scopes, Duration::days(2)).await;
     Held {
         token: issued.token,
         secret: issued.secret,

@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use shared::authorizer::{authorize, Decision};
 use shared::quay::revoke_app_token;
 use shared::rotation::{rotate_app_token, rotate_pat, rotate_self};
-use shared::store::TitleRule;
 use shared::tokens::Secret;
 use shared::unleash::delete_pat;
 use uuid::Uuid;
@@ -24,19 +23,7 @@ struct Issued {
 }
 
 async fn issue(env: &TestEnv, user: &str, scopes: &[&str]) -> Issued {
-    let now = Utc::now();
-    let issued = env
-        .app
-        .issue(
-            user,
-            format!("rotated {}", Uuid::new_v4()),
-            Some(now + Duration::days(1)),
-            scopes.iter().map(|s| (*s).to_owned()).collect(),
-            TitleRule::Shared,
-            &shared::store::Audit::system(now),
-        )
-        .await
-        .expect("token issued");
+    let issued = issue_token(env, user, scopes, Duration::days(1)).await;
     Issued {
         uuid: issued.token.uuid,
         number: issued.token.number,

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use shared::authorizer::Decision;
 use shared::quay::{create_app_token, list_app_tokens};
 use shared::rotation::{rotate_app_token, rotate_pat, rotate_self};
-use shared::store::{Audit, TitleRule};
 use shared::tokens::Secret;
 use shared::unleash::list_pats;
 use uuid::Uuid;
@@ -25,19 +24,7 @@ struct Issued {
 }
 
 async fn issue(env: &TestEnv, user: &str, scopes: &[&str], lifetime: Duration) -> Issued {
-    let now = Utc::now();
-    let issued = env
-        .app
-        .issue(
-            user,
-            format!("rules {}", Uuid::new_v4()),
-            Some(now + lifetime),
-            scopes.iter().map(|s| (*s).to_owned()).collect(),
-            TitleRule::Shared,
-            &Audit::system(now),
-        )
-        .await
-        .expect("token issued");
+    let issued = issue_token(env, user, scopes, lifetime).await;
     Issued {
         uuid: issued.token.uuid,
         number: issued.token.number,

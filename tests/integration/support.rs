@@ -144,6 +144,28 @@ pub fn event_secret(event: &Value) -> Secret {
     Secret::parse(header.trim_start_matches("Bearer ").trim()).expect("a well-formed PAT")
 }
 
+/// A token of `user` holding `scopes`, expiring after `lifetime`, issued as a create issues it
+/// (a title of its own, logged as the service's).
+pub async fn issue_token<S: AsRef<str>>(
+    env: &TestEnv,
+    user: &str,
+    scopes: &[S],
+    lifetime: Duration,
+) -> shared::tokens::IssuedToken {
+    let now = Utc::now();
+    env.app
+        .issue(
+            user,
+            format!("issued {}", uuid::Uuid::new_v4()),
+            Some(now + lifetime),
+            scopes.iter().map(|s| s.as_ref().to_owned()).collect(),
+            shared::store::TitleRule::Shared,
+            &shared::store::Audit::system(now),
+        )
+        .await
+        .expect("token issued")
+}
+
 /// Stores a live token of `user` (expiring in a day) whose secret is `secret`.
 pub async fn seed_pat(env: &TestEnv, user: &str, secret: &Secret) -> shared::tokens::Token {
     let now = Utc::now();
