@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 use shared::authorizer::Decision;
 use shared::quay::{create_app_token, list_app_tokens};
 use shared::rotation::{rotate_app_token, rotate_pat, rotate_self};
+use shared::store::{Audit, Rotated, Rotation};
 use shared::tokens::Secret;
 use shared::unleash::list_pats;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 struct Issued {
@@ -92,6 +94,78 @@ async fn works(env: &TestEnv, secret: &Secret, at: DateTime<Utc>) -> Result<(), 
     }
 }
 
+/// Every item of the table, each with its attributes in order, but `last_used_ms` (written by a
+/// use, which `works` makes).
+async fn without_use(env: &TestEnv) -> Vec<String> {
+    let mut items: Vec<String> = env
+        .scan_all()
+        .await
+        .into_iter()
+        .map(|mut item| {
+            item.remove("last_used_ms");
+            format!("{:?}", item.into_iter().collect::<BTreeMap<_, _>>())
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// `self/rotate` without `user:admin` at `at`, asking for a year, straight on the store.
+async fn rotate_within_lifetime(
+    env: &TestEnv,
+    user: &str,
+    uuid: &Uuid,
+    at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let rotation = Rotation {
+        digest: Secret::generate().expect("secret").digest(),
+        expires: Some(at + Duration::days(365)),
+        grace: Duration::zero(),
+        ttl_grace: env.app.config.ttl_grace,
+        presented: None,
+        within_lifetime: true,
+        audit: Audit::system(at),
+    };
+    match env.app.store.rotate(user, uuid, &rotation).await {
+        Ok(Rotated::Yes(token)) => token.expires.expect("an expiry"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_lifetime_bound_is_the_lifetime_at_creation_however_often_it_rotates() {
+    let env = TestEnv::new().await;
+    let token = issue(&env, "frank", &["self_rotate"], Duration::days(2)).await;
+    let created = Utc::now();
+    // A rotation a day, each asking for a year: two days from then, every time (a bound
+    // recomputed from the last expiry would grow a day a rotation).
+    for day in 1..=3 {
+        let at = created + Duration::days(day);
+        let expires = rotate_within_lifetime(&env, "frank", &token.uuid, at).await;
+        assert!(expires <= at + Duration::days(2), "day {day}: {expires}");
+        assert!(
+            expires >= at + Duration::days(2) - Duration::seconds(5),
+            "day {day}: {expires}"
+        );
+    }
+
+    // A token stored before `lifetime_ms` existed: its first expiry minus its creation.
+    let older = issue(&env, "frank", &["self_rotate"], Duration::days(2)).await;
+    env.client
+        .update_item()
+        .table_name(env.table())
+        .set_key(Some(shared::store::items::token_key("frank", &older.uuid)))
+        .update_expression("REMOVE lifetime_ms")
+        .send()
+        .await
+        .expect("lifetime_ms removed");
+    for day in 1..=2 {
+        let at = created + Duration::days(day);
+        let expires = rotate_within_lifetime(&env, "frank", &older.uuid, at).await;
+        assert!(expires <= at + Duration::days(2), "day {day}: {expires}");
+    }
+}
+
 #[tokio::test]
 async fn rotating_a_token_needs_every_scope_it_holds_in_both_dialects() {
     let env = TestEnv::new().await;
@@ -103,7 +177,7 @@ async fn rotating_a_token_needs_every_scope_it_holds_in_both_dialects() {
         Duration::days(1),
     )
     .await;
-    let before = env.scan_all().await;
+    let before = without_use(&env).await;
 
     // A PAT holding only user:admin may not receive a repo:admin org:admin secret.
     let by_pat = |target: &Uuid| {
@@ -127,14 +201,9 @@ async fn rotating_a_token_needs_every_scope_it_holds_in_both_dialects() {
         Ok(()),
         "the target is untouched"
     );
-    let after: Vec<_> = env
-        .scan_all()
-        .await
-        .into_iter()
-        .filter(|i| !i.contains_key("last_used_ms"))
-        .collect();
-    assert!(
-        after.len() <= before.len(),
+    assert_eq!(
+        without_use(&env).await,
+        before,
         "a refused rotation writes nothing"
     );
 

@@ -102,13 +102,18 @@ impl Store {
         // The same token with the new digest and expiry; `ttl` and the sweep keys follow from
         // the expiry as they do at create.
         let mut token = item.clone().into_token();
-        token.expires = match (rotation.within_lifetime, lifetime_ms) {
-            (true, Some(ms)) => {
-                let bound = now
-                    .checked_add_signed(Duration::milliseconds(ms.max(0)))
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                Some(rotation.expires.map_or(bound, |at| at.min(bound)))
-            }
+        // Within the lifetime: never past now + lifetime (nor the latest expiry any token may
+        // have); a token whose lifetime cannot be read keeps its current expiry as the bound.
+        let bound = match (lifetime_ms, item.expires_ms) {
+            (Some(ms), _) => Some(
+                now.checked_add_signed(Duration::milliseconds(ms.max(0)))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                    .min(crate::tokens::latest_expiry()),
+            ),
+            (None, current) => current.map(items::from_millis),
+        };
+        token.expires = match (rotation.within_lifetime, bound) {
+            (true, Some(bound)) => Some(rotation.expires.map_or(bound, |at| at.min(bound))),
             _ => rotation.expires,
         };
         // The replaced secret works until the grace ends, never past the new expiry.
