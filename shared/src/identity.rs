@@ -65,16 +65,19 @@ pub enum IdentityError {
     InsufficientScope { needed: AnyOf },
 }
 
-/// [`authenticate`], then the route's scope rule: the caller must hold one of `needed`
-/// (`scopes::READ_TOKENS` or `scopes::MANAGE_TOKENS` on the token routes). The one place
-/// both dialects enforce scopes.
+/// [`authenticate`], then the route's scope rule ([`requiring`]): `scopes::READ_TOKENS`,
+/// `MANAGE_TOKENS` or `ROTATE_SELF` on the token routes, in both dialects.
 pub async fn authenticate_for(
     app: &App,
     request: &Request,
     now: DateTime<Utc>,
     needed: AnyOf,
 ) -> Result<Caller, IdentityError> {
-    let caller = authenticate(app, request, now).await?;
+    requiring(authenticate(app, request, now).await?, needed)
+}
+
+/// The caller, if it holds one of `needed`: the one place the routes' scopes are enforced.
+pub fn requiring(caller: Caller, needed: AnyOf) -> Result<Caller, IdentityError> {
     if scopes::holds_any(&caller.scopes, needed) {
         Ok(caller)
     } else {
@@ -220,8 +223,7 @@ fn from_lambda_context(
     let user_id = checked_user(text("user_id").unwrap_or_default())?;
     let scopes = split_scopes(text("scopes").unwrap_or_default());
     let method = match text("auth") {
-        // A PAT is always one token: without its uuid its changes could not be audited as
-        // that token's (they would read as this service's own), so it does not authenticate.
+        // Without its token's uuid a PAT's changes could not be audited as that token's.
         Some("pat") => AuthMethod::Pat {
             token_uuid: text("token_uuid")
                 .and_then(|u| Uuid::parse_str(u).ok())

@@ -13,7 +13,7 @@ use crate::authorizer::credentials::{self, Credential};
 use crate::authorizer::{Decision, DenyReason};
 use crate::error::ApiError;
 use crate::http;
-use crate::identity::{self, authenticate_for, AuthMethod, Caller, IdentityError};
+use crate::identity::{self, authenticate_for, AuthMethod, Caller};
 use crate::response::json_response;
 use crate::store::{Actor, Audit, Revoked, Rotated, Rotation, StoredToken};
 use crate::tokens::scopes::{self, MANAGE_TOKENS, ROTATE_SELF};
@@ -106,13 +106,7 @@ async fn itself(
     }
     let caller = identity::from_decision(decision)?;
     crate::response::note_token_expiry(caller.expires);
-    let caller = identity::refuse_superseded(caller)?;
-    if !scopes::holds_any(&caller.scopes, ROTATE_SELF) {
-        return Err(IdentityError::InsufficientScope {
-            needed: ROTATE_SELF,
-        }
-        .into());
-    }
+    let caller = identity::requiring(identity::refuse_superseded(caller)?, ROTATE_SELF)?;
     let (AuthMethod::Pat { token_uuid: uuid }, Some(presented)) = (&caller.method, presented)
     else {
         return Err(ApiError::bad(

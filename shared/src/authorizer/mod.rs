@@ -17,8 +17,7 @@ pub use crate::oidc::{
 };
 
 use crate::app::App;
-use crate::store::SecretRecord;
-
+use crate::store::{SecretEnded, SecretRecord};
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
@@ -66,11 +65,10 @@ impl App {
                 token_uuid: Some(record.token_uuid),
             })
         };
-        if record.superseded_until.is_some_and(|at| at <= now) {
-            return ended(DenyReason::Superseded);
-        }
-        if record.expires.is_some_and(|at| at <= now) {
-            return ended(DenyReason::Expired);
+        match record.ended(now) {
+            Some(SecretEnded::Superseded) => return ended(DenyReason::Superseded),
+            Some(SecretEnded::Expired) => return ended(DenyReason::Expired),
+            None => {}
         }
         self.note_use(&record, now).await;
         Decision::Allow(Principal {

@@ -22,6 +22,27 @@ pub struct SecretRecord {
     pub superseded_until: Option<DateTime<Utc>>,
 }
 
+/// Why a secret no longer authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretEnded {
+    /// An earlier secret of a rotated token, past its grace.
+    Superseded,
+    Expired,
+}
+
+impl SecretRecord {
+    /// Whether the secret has stopped authenticating at `now`, and why (its grace first).
+    pub fn ended(&self, now: DateTime<Utc>) -> Option<SecretEnded> {
+        if self.superseded_until.is_some_and(|at| at <= now) {
+            Some(SecretEnded::Superseded)
+        } else if self.expires.is_some_and(|at| at <= now) {
+            Some(SecretEnded::Expired)
+        } else {
+            None
+        }
+    }
+}
+
 impl Store {
     /// One strongly consistent GetItem, so a token revoked before this call never authenticates.
     pub async fn find_secret(

@@ -29,9 +29,7 @@ impl Store {
         let Some(record) = self.find_secret(digest).await? else {
             return Ok(None);
         };
-        let ended = record.expires.is_some_and(|at| at <= now)
-            || record.superseded_until.is_some_and(|at| at <= now);
-        if ended {
+        if record.ended(now).is_some() {
             return Ok(None);
         }
         let Some(item) = self

@@ -25,7 +25,7 @@ mod sweep;
 mod tokens;
 
 pub use audit::{is_log_sk_within, Actor, Audit, LeakReport, LogEntry, LogKind, LogPage};
-pub use auth::SecretRecord;
+pub use auth::{SecretEnded, SecretRecord};
 pub use create::{NewToken, TitleRule};
 pub use leak::LeakRevoked;
 pub use notice::WindowRead;

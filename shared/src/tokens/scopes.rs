@@ -17,8 +17,9 @@ pub const SUPER_USER: &str = "super:user";
 /// lifetime; `user:admin` may too, without that bound.
 pub const SELF_ROTATE: &str = "self_rotate";
 
-/// Red Hat Quay's OAuth scopes, in the order views list them.
-pub const QUAY_SCOPES: [&str; 8] = [
+/// The built-in vocabulary, in the order views list it: Red Hat Quay's OAuth scopes, then
+/// GitLab's [`SELF_ROTATE`].
+pub const BUILT_IN_SCOPES: [&str; 9] = [
     REPO_READ,
     "repo:write",
     "repo:admin",
@@ -27,18 +28,6 @@ pub const QUAY_SCOPES: [&str; 8] = [
     USER_ADMIN,
     "org:admin",
     SUPER_USER,
-];
-
-/// The built-in vocabulary: Quay's scopes, then ours.
-pub const BUILT_IN_SCOPES: [&str; 9] = [
-    QUAY_SCOPES[0],
-    QUAY_SCOPES[1],
-    QUAY_SCOPES[2],
-    QUAY_SCOPES[3],
-    QUAY_SCOPES[4],
-    QUAY_SCOPES[5],
-    QUAY_SCOPES[6],
-    QUAY_SCOPES[7],
     SELF_ROTATE,
 ];
 
@@ -248,8 +237,8 @@ impl ScopeSettings {
         match requested {
             Some(requested) => {
                 let scopes = self.canonical(requested.iter().map(String::as_str))?;
-                match scopes.iter().find(|s| !grantable.contains(s)) {
-                    Some(missing) => Err(ScopeError::NotGrantable(missing.clone())),
+                match first_missing(&scopes, grantable) {
+                    Some(missing) => Err(ScopeError::NotGrantable(missing.to_owned())),
                     None => Ok(scopes),
                 }
             }
