@@ -4,15 +4,13 @@
 //! request of the function processes, from `/proc` of every `bootstrap` the server runs. The
 //! routes decide the count: two with the authorizer in front of the route, one without.
 
-use crate::load::{create_pat, read_response, Answer, Target, PATH, REQUEST_TIMEOUT};
+use crate::load::{pat, Connection, Target, PATH, REQUEST_TIMEOUT};
 use crate::procfs::{self, Cpu};
 use crate::support::{conditions, percentile, Options, Section, Verdict};
-use crate::warm::report_durations;
+use crate::warm::{median_f64, report_durations};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 const SETTLE: Duration = Duration::from_millis(100);
 
@@ -31,32 +29,24 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         return Ok(section);
     };
     let target = Target::parse(base_url)?;
-    let port: u16 = target
-        .authority
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .ok_or_else(|| format!("{base_url}: no port"))?;
-    let server = procfs::listening_pid(port)
-        .ok_or_else(|| format!("e2e: no process of this machine listens on port {port}"))?;
-    let pat = match (&options.pat, &options.jwt) {
-        (Some(pat), _) => pat.clone(),
-        (None, Some(jwt)) => create_pat(&target, jwt, "bench e2e").await?,
-        (None, None) => return Err("e2e: give --pat or --jwt with --base-url".into()),
-    };
-    let request = format!(
-        "GET {}{PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {pat}\r\n\
-         Accept: application/json\r\nUser-Agent: token-service-bench\r\n\r\n",
-        target.prefix, target.authority
-    )
-    .into_bytes();
+    let server = procfs::listening_pid(target.port).ok_or_else(|| {
+        format!(
+            "e2e: no process of this machine listens on port {}",
+            target.port
+        )
+    })?;
+    let request = target.request(&pat(options, &target, "e2e").await?, None)?;
     let requests = options.pick(1000, 20);
     let warm_up = options.pick(20, 5);
 
-    let mut client = Client::new(&target.authority);
+    let mut connection = Connection::new(&target, REQUEST_TIMEOUT);
     // Warm-up: the emulators a single client uses have started (their cold starts are the
     // cold step's), and the PAT's `last used` is written for this throttle window.
     for _ in 0..warm_up {
-        let answer = client.send(&request).await?;
+        let answer = connection
+            .send(request.clone())
+            .await
+            .map_err(|e| format!("e2e: {e}"))?;
         if answer.status != 200 {
             return Err(format!(
                 "e2e: the list answered {}: {}",
@@ -72,7 +62,10 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let started = Instant::now();
     for _ in 0..requests {
         let sent = Instant::now();
-        let answer = client.send(&request).await?;
+        let answer = connection
+            .send(request.clone())
+            .await
+            .map_err(|e| format!("e2e: {e}"))?;
         latencies_us.push(sent.elapsed().as_micros() as u64);
         if answer.status != 200 {
             not_ok += 1;
@@ -154,15 +147,12 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let mut rows: Vec<Vec<String>> = by_function
         .iter()
         .map(|(function, u)| {
-            let mut durations = u.durations_ms.clone();
-            durations.sort_by(f64::total_cmp);
             vec![
                 format!("`{function}`"),
                 format!("{:.2}", u.invocations as f64 / n),
                 us(u.cpu.us() / n),
                 us(u.emulator_cpu.us() / n),
-                durations
-                    .get(durations.len() / 2)
+                median_f64(&mut u.durations_ms.clone())
                     .map(|d| format!("{d:.2} ms"))
                     .unwrap_or_else(|| "—".into()),
             ]
@@ -319,48 +309,5 @@ impl Snapshot {
 
     fn reports(&self) -> usize {
         self.emulators.values().map(|e| e.durations.len()).sum()
-    }
-}
-
-/// One keep-alive connection, requests one at a time.
-struct Client {
-    authority: String,
-    stream: Option<TcpStream>,
-    buffer: Vec<u8>,
-}
-
-impl Client {
-    fn new(authority: &str) -> Client {
-        Client {
-            authority: authority.to_owned(),
-            stream: None,
-            buffer: Vec::with_capacity(16 * 1024),
-        }
-    }
-
-    async fn send(&mut self, request: &[u8]) -> Result<Answer, String> {
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            if self.stream.is_none() {
-                let stream = TcpStream::connect(&self.authority).await?;
-                stream.set_nodelay(true)?;
-                self.stream = Some(stream);
-                self.buffer.clear();
-            }
-            let Some(stream) = self.stream.as_mut() else {
-                return Err(std::io::Error::other("no connection"));
-            };
-            stream.write_all(request).await?;
-            read_response(stream, &mut self.buffer).await
-        })
-        .await
-        .map_err(|_| format!("e2e: no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
-        .map_err(|e| {
-            self.stream = None;
-            format!("e2e: {e}")
-        })?;
-        if !answer.keep_alive {
-            self.stream = None;
-        }
-        Ok(answer)
     }
 }

@@ -1,14 +1,16 @@
 //! Item 7: requests per second and latency through the local server (`./scripts/run`): the
 //! Unleash list route (and the authorizer when template.yaml puts it in front), each a real
-//! `bootstrap` under the runtime emulator, with concurrent keep-alive HTTP/1.1 clients on
-//! loopback. A small client of our own (tokio,
-//! raw HTTP/1.1), so the benchmark needs nothing installed.
+//! `bootstrap` under the runtime emulator, with concurrent keep-alive HTTP/1.1 connections on
+//! loopback (hyper's client, which the workspace already builds).
 
 use crate::support::{conditions, percentile, Options, Section, Verdict};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub const PATH: &str = "/api/admin/user/tokens";
@@ -17,33 +19,59 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Target {
     /// `host:port`
-    pub authority: String,
+    authority: String,
+    pub port: u16,
     /// Path prefix of the base URL, without a trailing slash.
-    pub prefix: String,
+    prefix: String,
 }
 
 impl Target {
     pub fn parse(base_url: &str) -> Result<Target, String> {
-        let rest = base_url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{base_url}: only http:// on loopback is supported"))?;
-        let (authority, prefix) = match rest.split_once('/') {
-            Some((a, p)) => (a, format!("/{}", p.trim_end_matches('/'))),
-            None => (rest, String::new()),
-        };
-        let host = authority
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(authority);
+        let uri: Uri = base_url.parse().map_err(|e| format!("{base_url}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("{base_url}: only http:// on loopback is supported"));
+        }
+        let host = uri.host().unwrap_or_default();
         if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
             return Err(format!(
                 "{base_url}: the load test runs against loopback only"
             ));
         }
+        let port = uri
+            .port_u16()
+            .ok_or_else(|| format!("{base_url}: no port"))?;
         Ok(Target {
-            authority: authority.replace("localhost", "127.0.0.1"),
-            prefix: if prefix == "/" { String::new() } else { prefix },
+            authority: format!("{}:{port}", host.replace("localhost", "127.0.0.1")),
+            port,
+            prefix: uri.path().trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// A request to the list route's path with `Authorization: Bearer <credential>`: `GET`,
+    /// or with a JSON body, `POST` (a create).
+    pub fn request(
+        &self,
+        credential: &str,
+        body: Option<String>,
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let method = if body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{PATH}", self.prefix))
+            .header("host", &self.authority)
+            .header("authorization", format!("Bearer {credential}"))
+            .header("accept", "application/json")
+            .header("user-agent", "token-service-bench");
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| format!("a request to {PATH}: {e}"))
     }
 }
 
@@ -64,19 +92,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         return Ok(section);
     };
     let target = Target::parse(base_url)?;
-    let pat = match (&options.pat, &options.jwt) {
-        (Some(pat), _) => pat.clone(),
-        (None, Some(jwt)) => create_pat(&target, jwt, "bench load").await?,
-        (None, None) => return Err("load: give --pat or --jwt with --base-url".into()),
-    };
-    let request = Arc::new(
-        format!(
-            "GET {}{PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {pat}\r\n\
-             Accept: application/json\r\nUser-Agent: token-service-bench\r\n\r\n",
-            target.prefix, target.authority
-        )
-        .into_bytes(),
-    );
+    let request = target.request(&pat(options, &target, "load").await?, None)?;
     let seconds = options.pick(30, 3);
     let warm_up = Duration::from_millis(options.pick(2_000, 500));
     // Warm-up: every emulator instance behind the server has started before the measurement.
@@ -162,9 +178,18 @@ fn what_runs() -> &'static str {
     }
 }
 
+/// The PAT a step lists with: `--pat`, or one created with `--jwt` (described `bench <step>`).
+pub async fn pat(options: &Options, target: &Target, step: &str) -> Result<String, String> {
+    match (&options.pat, &options.jwt) {
+        (Some(pat), _) => Ok(pat.clone()),
+        (None, Some(jwt)) => create_pat(target, jwt, &format!("bench {step}")).await,
+        (None, None) => Err(format!("{step}: give --pat or --jwt with --base-url")),
+    }
+}
+
 /// Creates a PAT (described `<what> <now in ms>`) through the server with a session JWT, and
 /// returns its secret.
-pub async fn create_pat(target: &Target, jwt: &str, what: &str) -> Result<String, String> {
+async fn create_pat(target: &Target, jwt: &str, what: &str) -> Result<String, String> {
     let expires = (chrono::Utc::now() + chrono::Duration::days(1))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
@@ -173,24 +198,10 @@ pub async fn create_pat(target: &Target, jwt: &str, what: &str) -> Result<String
         "expiresAt": expires,
     })
     .to_string();
-    let request = format!(
-        "POST {}{PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {jwt}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        target.prefix,
-        target.authority,
-        body.len()
-    );
-    let mut stream = TcpStream::connect(&target.authority)
+    let answer = Connection::new(target, REQUEST_TIMEOUT * 3)
+        .send(target.request(jwt, Some(body))?)
         .await
-        .map_err(|e| format!("load: connect {}: {e}", target.authority))?;
-    let mut buffer = Vec::new();
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT * 3, async {
-        stream.write_all(request.as_bytes()).await?;
-        read_response(&mut stream, &mut buffer).await
-    })
-    .await
-    .map_err(|_| "load: creating a PAT timed out".to_owned())?
-    .map_err(|e| format!("load: creating a PAT: {e}"))?;
+        .map_err(|e| format!("load: creating a PAT: {e}"))?;
     if answer.status != 201 {
         return Err(format!(
             "load: creating a PAT answered {}: {}",
@@ -205,6 +216,7 @@ pub async fn create_pat(target: &Target, jwt: &str, what: &str) -> Result<String
         .ok_or_else(|| format!("load: no secret in {created}"))
 }
 
+#[derive(Default)]
 struct Run {
     latencies_us: Vec<u64>,
     not_ok: u64,
@@ -213,22 +225,41 @@ struct Run {
     elapsed: Duration,
 }
 
-async fn hammer(target: &Target, request: &Arc<Vec<u8>>, duration: Duration) -> Run {
+/// `CONNECTIONS` keep-alive connections, each sending `request` one after another until
+/// `duration` has passed (after an error: a new connection, 20 ms later).
+async fn hammer(target: &Target, request: &Request<Full<Bytes>>, duration: Duration) -> Run {
     let started = Instant::now();
     let until = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CONNECTIONS {
-        let authority = target.authority.clone();
+        let mut connection = Connection::new(target, REQUEST_TIMEOUT);
         let request = request.clone();
-        tasks.spawn(async move { connection(authority, request, until).await });
+        tasks.spawn(async move {
+            let mut run = Run::default();
+            while Instant::now() < until {
+                let sent = Instant::now();
+                match connection.send(request.clone()).await {
+                    Ok(answer) => {
+                        run.latencies_us.push(sent.elapsed().as_micros() as u64);
+                        if answer.status != 200 {
+                            run.not_ok += 1;
+                            if run.first_bad_status.is_none() {
+                                let body = String::from_utf8_lossy(&answer.body);
+                                let body: String = body.chars().take(200).collect();
+                                run.first_bad_status = Some(format!("{} {body}", answer.status));
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        run.errors += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            run
+        });
     }
-    let mut run = Run {
-        latencies_us: Vec::new(),
-        not_ok: 0,
-        errors: 0,
-        first_bad_status: None,
-        elapsed: Duration::ZERO,
-    };
+    let mut run = Run::default();
     while let Some(done) = tasks.join_next().await {
         if let Ok(one) = done {
             run.latencies_us.extend(one.latencies_us);
@@ -243,160 +274,76 @@ async fn hammer(target: &Target, request: &Arc<Vec<u8>>, duration: Duration) -> 
     run
 }
 
-/// One keep-alive connection sending the request until `until`, reconnecting after errors.
-async fn connection(authority: String, request: Arc<Vec<u8>>, until: Instant) -> Run {
-    let mut run = Run {
-        latencies_us: Vec::new(),
-        not_ok: 0,
-        errors: 0,
-        first_bad_status: None,
-        elapsed: Duration::ZERO,
-    };
-    let mut stream: Option<TcpStream> = None;
-    let mut buffer = Vec::with_capacity(16 * 1024);
-    while Instant::now() < until {
-        let started = Instant::now();
-        let attempt = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            if stream.is_none() {
-                let connected = TcpStream::connect(&authority).await?;
-                connected.set_nodelay(true)?;
-                stream = Some(connected);
-                buffer.clear();
-            }
-            let Some(s) = stream.as_mut() else {
-                return Err(std::io::Error::other("no connection"));
-            };
-            s.write_all(&request).await?;
-            read_response(s, &mut buffer).await
-        })
-        .await;
-        match attempt {
-            Ok(Ok(answer)) => {
-                run.latencies_us.push(started.elapsed().as_micros() as u64);
-                if answer.status != 200 {
-                    run.not_ok += 1;
-                    if run.first_bad_status.is_none() {
-                        run.first_bad_status = Some(format!(
-                            "{} {}",
-                            answer.status,
-                            String::from_utf8_lossy(&answer.body)
-                                .chars()
-                                .take(200)
-                                .collect::<String>()
-                        ));
-                    }
-                }
-                if !answer.keep_alive {
-                    stream = None;
-                }
-            }
-            _ => {
-                run.errors += 1;
-                stream = None;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    run
-}
-
 pub struct Answer {
     pub status: u16,
-    pub keep_alive: bool,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
-/// Reads one HTTP/1.1 response (Content-Length, chunked, or until close).
-pub async fn read_response(
-    stream: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-) -> std::io::Result<Answer> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let head_end = loop {
-        if let Some(at) = find(buffer, b"\r\n\r\n") {
-            break at + 4;
-        }
-        if fill(stream, buffer).await? == 0 {
-            return Err(bad("connection closed before the headers"));
-        }
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let mut length = None;
-    let mut chunked = false;
-    let mut keep_alive = true;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim().to_ascii_lowercase();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.parse::<usize>().ok(),
-            "transfer-encoding" => chunked = value.contains("chunked"),
-            "connection" => keep_alive = !value.contains("close"),
-            _ => {}
+/// One keep-alive HTTP/1.1 connection (hyper's), opened on first use and again after an error
+/// or the server's `Connection: close`; one request at a time.
+pub struct Connection {
+    authority: String,
+    timeout: Duration,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    pub fn new(target: &Target, timeout: Duration) -> Connection {
+        Connection {
+            authority: target.authority.clone(),
+            timeout,
+            sender: None,
         }
     }
-    buffer.drain(..head_end);
-    let body = if chunked {
-        let mut body = Vec::new();
-        loop {
-            let line_end = loop {
-                if let Some(at) = find(buffer, b"\r\n") {
-                    break at;
-                }
-                if fill(stream, buffer).await? == 0 {
-                    return Err(bad("connection closed inside a chunk"));
-                }
-            };
-            let size_text = String::from_utf8_lossy(&buffer[..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| bad("bad chunk size"))?;
-            buffer.drain(..line_end + 2);
-            while buffer.len() < size + 2 {
-                if fill(stream, buffer).await? == 0 {
-                    return Err(bad("connection closed inside a chunk"));
-                }
-            }
-            body.extend_from_slice(&buffer[..size]);
-            buffer.drain(..size + 2);
-            if size == 0 {
-                break body;
-            }
-        }
-    } else if let Some(length) = length {
-        while buffer.len() < length {
-            if fill(stream, buffer).await? == 0 {
-                return Err(bad("connection closed inside the body"));
-            }
-        }
-        buffer.drain(..length).collect()
-    } else if status == 204 || status == 304 {
-        Vec::new()
-    } else {
-        while fill(stream, buffer).await? > 0 {}
-        keep_alive = false;
-        std::mem::take(buffer)
-    };
-    Ok(Answer {
-        status,
-        keep_alive,
-        body,
-    })
-}
 
-async fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut chunk = [0u8; 8192];
-    let n = stream.read(&mut chunk).await?;
-    buffer.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
+    /// Sends `request` and reads the whole answer, within the timeout.
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
+        let answer = tokio::time::timeout(self.timeout, self.exchange(request))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", self.timeout.as_secs())));
+        if answer.is_err() {
+            self.sender = None;
+        }
+        answer
+    }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
+        let sender = match self.sender.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => {
+                let stream = TcpStream::connect(&self.authority)
+                    .await
+                    .map_err(|e| format!("connect {}: {e}", self.authority))?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                // Serves the connection until the sender is dropped or the server closes it.
+                tokio::spawn(connection);
+                sender
+            }
+        };
+        let sender = self.sender.insert(sender);
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let closing = response
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if closing {
+            self.sender = None;
+        }
+        Ok(Answer { status, body })
+    }
 }
