@@ -303,7 +303,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let probe = fresh_env(&[]).await;
     let users: Vec<String> = (0..40).map(|u| format!("probe-{u}")).collect();
     let probe_started = Instant::now();
-    crate::support::seed_many(&probe.app.store, &users, 10).await;
+    crate::support::seed_many(&probe.app.store, &users, 10, Duration::days(30), None).await?;
     let store_rate = 400.0 / probe_started.elapsed().as_secs_f64();
     probe.drop_table().await;
     let mut rows = Vec::new();

@@ -21,6 +21,7 @@ mod cpu;
 mod e2e;
 mod invocation;
 mod load;
+mod operations;
 mod procfs;
 mod report;
 mod requests;
@@ -29,6 +30,7 @@ mod sizes;
 mod support;
 mod units;
 mod warm;
+mod warm_events;
 
 use harness::dynamodb_local::progress;
 use report::Section;
