@@ -174,34 +174,9 @@ pub async fn seed_population(
             }
         }
     });
-    for result in join_all(loops).await {
-        result?;
-    }
+    // Concurrently on this task (the loops borrow the population).
+    futures_util::future::try_join_all(loops).await?;
     Ok(started.elapsed())
-}
-
-/// Runs the futures concurrently on this task (they borrow the population).
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// Global indexes are eventually consistent: waits until the sweep index holds every expiring
@@ -249,13 +224,11 @@ pub async fn wait_for_index(env: &Env, population: &Population) -> Result<(), St
     }
 }
 
-/// Token items of the table in this sweep bucket (a Scan: for diagnostics only).
-/// Items of the table in this sweep bucket (a Scan with a filter: the index's truth to compare).
+/// Items of the table in this sweep bucket (a Scan with a filter: the index's truth to compare,
+/// for diagnostics only).
 async fn count_in_table(env: &Env, bucket: &str) -> Result<i64, String> {
-    let mut pages = env
-        .client
-        .scan()
-        .table_name(env.table())
+    let scan = env.client.scan().table_name(env.table());
+    let mut pages = scan
         .filter_expression("#b = :b")
         .expression_attribute_names("#b", items::SWEEP_BUCKET)
         .expression_attribute_values(":b", AttributeValue::S(bucket.to_owned()))
@@ -269,11 +242,10 @@ async fn count_in_table(env: &Env, bucket: &str) -> Result<i64, String> {
     Ok(count)
 }
 
+/// Entries of the sweep index in this bucket.
 async fn count_bucket(env: &Env, bucket: &str) -> Result<i64, String> {
-    let mut pages = env
-        .client
-        .query()
-        .table_name(env.table())
+    let query = env.client.query().table_name(env.table());
+    let mut pages = query
         .index_name(items::SWEEP_INDEX)
         .key_condition_expression("#b = :b")
         .expression_attribute_names("#b", items::SWEEP_BUCKET)
@@ -283,10 +255,7 @@ async fn count_bucket(env: &Env, bucket: &str) -> Result<i64, String> {
         .send();
     let mut count = 0;
     while let Some(page) = pages.next().await {
-        count += i64::from(
-            page.map_err(|e| format!("counting the sweep index: {e}"))?
-                .count,
-        );
+        count += i64::from(page.map_err(|e| format!("counting the index: {e}"))?.count);
     }
     Ok(count)
 }
@@ -318,31 +287,27 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         ));
         let seeding = seed_population(&env, &population, workers).await?;
         wait_for_index(&env, &population).await?;
+        let sweep = async || {
+            let cleanup = LambdaEvent::new(event("cleanup.json"), Context::default());
+            let summary = shared::cleanup::cleanup(&env.app, cleanup).await;
+            summary.map_err(|e| e.to_string())
+        };
         env.requests.reset();
         let started = Instant::now();
-        let summary = shared::cleanup::cleanup(
-            &env.app,
-            LambdaEvent::new(event("cleanup.json"), Context::default()),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let summary = sweep().await?;
         let took = started.elapsed();
         let counts = env.requests.snapshot();
         let examined = summary["examined"].as_u64().unwrap_or(0);
         let deleted = summary["deleted"].as_u64().unwrap_or(0);
-        let again = shared::cleanup::cleanup(
-            &env.app,
-            LambdaEvent::new(event("cleanup.json"), Context::default()),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let again = sweep().await?;
         let ok = examined == expired as u64
             && deleted == expired as u64
             && again["examined"] == 0
             && !counts.contains_key("Scan");
         proportional &= ok;
         let items = 3 * population.total();
-        per_thousand.push(took.as_secs_f64() * 1000.0 / expired as f64 * 1000.0);
+        let per_thousand_ms = took.as_secs_f64() * 1000.0 / expired as f64 * 1000.0;
+        per_thousand.push(per_thousand_ms);
         rows.push(vec![
             expired.to_string(),
             not_due.to_string(),
@@ -353,10 +318,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
                 items as f64 / seeding.as_secs_f64()
             ),
             format!("{:.2} s", took.as_secs_f64()),
-            format!(
-                "{:.1} ms",
-                took.as_secs_f64() * 1000.0 / expired as f64 * 1000.0
-            ),
+            format!("{per_thousand_ms:.1} ms"),
             examined.to_string(),
             format!("{:.2}", examined as f64 / expired as f64),
             deleted.to_string(),
