@@ -4,16 +4,15 @@
 //! a new connection. Compared with warm invocations of the same event on the same process.
 
 use crate::support::{
-    conditions, fresh_env, functions, median, ms, seed_authorizer_event_token,
+    conditions, fresh_env, functions, median, ms, record_use, seed_authorizer_event_token,
     seed_get_event_token, Function, Options, Section, Verdict,
 };
-use chrono::{Duration, Utc};
-use harness::rie::Emulator;
+use crate::warm::on_emulator;
 use harness::DynamoLocal;
 use serde_json::Value;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::{Duration, Instant};
 
-const TARGET: StdDuration = StdDuration::from_millis(30);
+const TARGET: Duration = Duration::from_millis(30);
 
 struct Case {
     logical_id: &'static str,
@@ -22,11 +21,12 @@ struct Case {
     note: &'static str,
 }
 
+#[derive(Default)]
 struct Measured {
-    ready: Vec<StdDuration>,
-    init: Vec<StdDuration>,
-    cold: Vec<StdDuration>,
-    warm: Vec<StdDuration>,
+    ready: Vec<Duration>,
+    init: Vec<Duration>,
+    cold: Vec<Duration>,
+    warm: Vec<Duration>,
 }
 
 pub async fn run(options: &Options) -> Result<Section, String> {
@@ -41,15 +41,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let (authorizer_event, secret) = seed_authorizer_event_token(store).await?;
     // `last used` is written now, and the window is widened for this step, so no invocation
     // below writes it: cold and warm make the same single GetItem.
-    let record = store
-        .find_secret(&secret.digest())
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the seeded secret is not found")?;
-    store
-        .record_use(&record, Utc::now(), Duration::seconds(60))
-        .await
-        .map_err(|e| e.to_string())?;
+    record_use(store, &secret).await?;
 
     let cases = [
         Case {
@@ -147,48 +139,34 @@ async fn measure(
     let mut environment = function.environment.clone();
     environment.retain(|(k, _)| k != "LAST_USED_THROTTLE");
     environment.push(("LAST_USED_THROTTLE".into(), "1h".into()));
-    let mut measured = Measured {
-        ready: Vec::new(),
-        init: Vec::new(),
-        cold: Vec::new(),
-        warm: Vec::new(),
-    };
+    let mut measured = Measured::default();
     for _ in 0..starts {
         let spawned = Instant::now();
-        let emulator = Emulator::start(&function.bootstrap(), &environment)?;
-        measured.ready.push(spawned.elapsed());
-        let first = Instant::now();
-        let answer = emulator.invoke(&case.event).await?;
-        measured.cold.push(first.elapsed());
-        if !(case.check)(&answer) {
-            return Err(format!(
-                "{}: unexpected answer {answer}",
-                function.logical_id
-            ));
-        }
-        let mut warm = Vec::new();
-        for _ in 0..warm_each {
-            let started = Instant::now();
-            let answer = emulator.invoke(&case.event).await?;
-            warm.push(started.elapsed());
-            if !(case.check)(&answer) {
-                return Err(format!(
-                    "{}: unexpected answer {answer}",
-                    function.logical_id
-                ));
+        on_emulator(&function.bootstrap(), &environment, async |emulator| {
+            measured.ready.push(spawned.elapsed());
+            // The first invocation (cold), then the warm ones on the same process.
+            let mut times = Vec::with_capacity(1 + warm_each);
+            for _ in 0..=warm_each {
+                let started = Instant::now();
+                let answer = emulator.invoke(&case.event).await?;
+                times.push(started.elapsed());
+                if !(case.check)(&answer) {
+                    let id = &function.logical_id;
+                    return Err(format!("{id}: unexpected answer {answer}"));
+                }
             }
-        }
-        measured.warm.push(median(&mut warm));
-        if let Some(init) = init_duration(&emulator.log_text()) {
-            measured.init.push(init);
-        }
-        emulator.stop();
+            measured.cold.push(times[0]);
+            measured.warm.push(median(&mut times[1..]));
+            measured.init.extend(init_duration(&emulator.log_text()));
+            Ok(())
+        })
+        .await?;
     }
     Ok(measured)
 }
 
 /// `INIT REPORT(durationMs: 14.225000)` from the emulator's log.
-fn init_duration(log: &str) -> Option<StdDuration> {
+fn init_duration(log: &str) -> Option<Duration> {
     let line = log
         .lines()
         .find(|l| l.contains("INIT REPORT(durationMs:"))?;
@@ -199,5 +177,5 @@ fn init_duration(log: &str) -> Option<StdDuration> {
         .trim_end_matches(')')
         .trim();
     let ms: f64 = number.parse().ok()?;
-    Some(StdDuration::from_secs_f64(ms / 1000.0))
+    Some(Duration::from_secs_f64(ms / 1000.0))
 }

@@ -9,7 +9,7 @@ use crate::support::{
     answered_as_expected, conditions, fresh_env, functions, ms, Function, Options, Section,
     Verdict, WarmEvents,
 };
-use crate::warm::{measure, median_f64, us, Case, Measured};
+use crate::warm::{measure, median_f64, on_emulator, us, Case, Measured};
 use harness::DynamoLocal;
 use serde_json::{json, Value};
 
@@ -145,7 +145,10 @@ pub async fn run(options: &Options) -> Result<Section, String> {
                     Kind::Baseline(_) => answer["statusCode"] == 200,
                 }
             };
-            measure(&case, warm_up, invocations, event, expected).await
+            on_emulator(&case.bootstrap, &case.environment, async |emulator| {
+                measure(emulator, &case, warm_up, invocations, event, expected).await
+            })
+            .await
         } else {
             Err(format!(
                 "not built ({} is missing)",

@@ -6,7 +6,7 @@ use crate::support::{
     answered_as_expected, conditions, fresh_env, functions, mib, Function, Options, Section,
     Verdict, WarmEvents,
 };
-use harness::rie::Emulator;
+use crate::warm::{on_emulator, Failures};
 use harness::DynamoLocal;
 use serde_json::Value;
 
@@ -101,6 +101,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     Ok(section)
 }
 
+#[derive(Default)]
 struct Memory {
     first_peak: u64,
     last_peak: u64,
@@ -114,46 +115,43 @@ async fn measure(
     window: usize,
     nth_event: impl Fn(usize) -> Value,
 ) -> Result<Memory, String> {
-    let emulator = Emulator::start(&function.bootstrap(), &function.environment)?;
-    let mut memory = Memory {
-        first_peak: 0,
-        last_peak: 0,
-        hwm: 0,
-        failures: 0,
-    };
-    let mut pid = None;
-    for i in 0..invocations {
-        let answer = emulator.invoke(&nth_event(i)).await?;
-        if !answered_as_expected(function, &answer) {
-            memory.failures += 1;
-            if memory.failures == 1 {
-                harness::dynamodb_local::progress(&format!(
-                    "bench: rss: {} answered {answer}",
-                    function.logical_id
-                ));
+    on_emulator(
+        &function.bootstrap(),
+        &function.environment,
+        async |emulator| {
+            let (mut memory, mut failures) = (Memory::default(), Failures::default());
+            let mut pid = None;
+            for i in 0..invocations {
+                let answer = emulator.invoke(&nth_event(i)).await?;
+                failures.check(&answer, |a| answered_as_expected(function, a));
+                if pid.is_none() {
+                    pid = bootstrap_pid(emulator.invoke_port);
+                }
+                let pid = pid.ok_or_else(|| {
+                    format!(
+                        "cannot find the bootstrap process of {}",
+                        function.logical_id
+                    )
+                })?;
+                if i < window {
+                    memory.first_peak = memory.first_peak.max(status_bytes(pid, "VmRSS:")?);
+                }
+                if i >= invocations - window {
+                    memory.last_peak = memory.last_peak.max(status_bytes(pid, "VmRSS:")?);
+                }
+                if i + 1 == invocations {
+                    memory.hwm = status_bytes(pid, "VmHWM:")?;
+                }
             }
-        }
-        if pid.is_none() {
-            pid = bootstrap_pid(emulator.invoke_port);
-        }
-        let Some(pid) = pid else {
-            return Err(format!(
-                "cannot find the bootstrap process of {}",
-                function.logical_id
-            ));
-        };
-        if i < window {
-            memory.first_peak = memory.first_peak.max(status_bytes(pid, "VmRSS:")?);
-        }
-        if i >= invocations - window {
-            memory.last_peak = memory.last_peak.max(status_bytes(pid, "VmRSS:")?);
-        }
-        if i + 1 == invocations {
-            memory.hwm = status_bytes(pid, "VmHWM:")?;
-        }
-    }
-    emulator.stop();
-    Ok(memory)
+            if let Some(first) = &failures.first {
+                let id = &function.logical_id;
+                harness::dynamodb_local::progress(&format!("bench: rss: {id} answered {first}"));
+            }
+            memory.failures = failures.count;
+            Ok(memory)
+        },
+    )
+    .await
 }
 
 /// A `kB` line of `/proc/<pid>/status`, in bytes.

@@ -1,10 +1,11 @@
 //! Item 8's measurement: one process under the runtime emulator, its CPU from `/proc` over many
-//! warm invocations (`invocation.rs` chooses the cases and writes the section).
+//! warm invocations (`invocation.rs` chooses the cases and writes the section); and what the
+//! steps that invoke a function under the emulator share (cold start, memory, item 8).
 
 use crate::procfs::{self, Cpu};
 use harness::rie::Emulator;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Before each CPU reading: the runtime's work after the last answer (posting it, the next
@@ -38,20 +39,22 @@ impl Measured {
     }
 }
 
-pub async fn measure<K>(
-    case: &Case<K>,
-    warm_up: usize,
-    invocations: usize,
-    event: impl Fn(usize) -> Value,
-    expected: impl Fn(&Value) -> bool,
-) -> Result<Measured, String> {
-    let emulator = Emulator::start(&case.bootstrap, &case.environment)?;
-    let measured = measure_on(&emulator, case, warm_up, invocations, event, expected).await;
+/// Starts a runtime emulator for `bootstrap` with exactly `environment`, runs `work` on it, and
+/// stops it whatever `work` returns (the function process starts on the first invocation).
+pub async fn on_emulator<T>(
+    bootstrap: &Path,
+    environment: &[(String, String)],
+    work: impl AsyncFnOnce(&Emulator) -> Result<T, String>,
+) -> Result<T, String> {
+    let emulator = Emulator::start(bootstrap, environment)?;
+    let result = work(&emulator).await;
     emulator.stop();
-    measured
+    result
 }
 
-async fn measure_on<K>(
+/// The case's process over `invocations` warm invocations on `emulator`, after the first
+/// (cold) one and `warm_up` more.
+pub async fn measure<K>(
     emulator: &Emulator,
     case: &Case<K>,
     warm_up: usize,
@@ -114,14 +117,15 @@ async fn measure_on<K>(
     })
 }
 
+/// Answers that were not as expected: how many, and the first (200 characters of it).
 #[derive(Default)]
-struct Failures {
-    count: usize,
-    first: Option<String>,
+pub struct Failures {
+    pub count: usize,
+    pub first: Option<String>,
 }
 
 impl Failures {
-    fn check(&mut self, answer: &Value, expected: impl Fn(&Value) -> bool) {
+    pub fn check(&mut self, answer: &Value, expected: impl Fn(&Value) -> bool) {
         if !expected(answer) {
             self.count += 1;
             if self.first.is_none() {
