@@ -192,16 +192,14 @@ impl Cpu {
     }
 }
 
-fn clock_ticks_per_second() -> f64 {
-    // USER_HZ: 100 on every Linux architecture this runs on; /proc reports in it.
-    100.0
-}
+/// USER_HZ: 100 on every Linux architecture this runs on; /proc reports in it.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// The CPU a process has used so far (`None`: it is gone).
 pub fn cpu(pid: u32) -> Option<Cpu> {
     let fields = stat_fields(pid)?;
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let stat_us = ticks / clock_ticks_per_second() * 1e6;
+    let stat_us = ticks / CLOCK_TICKS_PER_SECOND * 1e6;
     let sched_us = std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()
         .map(|tasks| {

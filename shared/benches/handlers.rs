@@ -23,7 +23,7 @@ use shared::config::Config;
 use shared::store::items::{self, TokenItem};
 use shared::store::Store;
 use shared::tokens::{Secret, Token};
-use shared::App;
+use shared::{quay, unleash, App};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::runtime::Runtime;
@@ -35,18 +35,15 @@ type Item = HashMap<String, AttributeValue>;
 const TABLE: &str = "tokens";
 const USER: &str = "alice";
 
-fn event_text(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("events")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// An API Gateway event from `events/`, adjusted as JSON. Requests are not `Clone`, so each
-/// iteration parses its own copy in criterion's untimed setup.
+/// An event from `events/`, adjusted as JSON. Requests are not `Clone`, so each iteration
+/// parses its own copy of the text in criterion's untimed setup.
 fn event(name: &str, adjust: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut value: serde_json::Value = serde_json::from_str(&event_text(name)).expect("JSON");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name);
+    let text = std::fs::read_to_string(&path);
+    let text = text.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     adjust(&mut value);
     value.to_string()
 }
@@ -175,25 +172,25 @@ fn routes(c: &mut Criterion) {
             response
         };
         check(
-            shared::quay::create_app_token(&app, request(&create)).await,
+            quay::create_app_token(&app, request(&create)).await,
             StatusCode::CREATED,
         );
         let listed = check(
-            shared::quay::list_app_tokens(&app, request(&list)).await,
+            quay::list_app_tokens(&app, request(&list)).await,
             StatusCode::OK,
         );
         let body: serde_json::Value = serde_json::from_slice(listed.body().as_ref()).expect("JSON");
         assert_eq!(body["tokens"].as_array().map(Vec::len), Some(100));
         check(
-            shared::unleash::list_pats(&app, request(&list_pats)).await,
+            unleash::list_pats(&app, request(&list_pats)).await,
             StatusCode::OK,
         );
         check(
-            shared::quay::get_app_token(&app, request(&get)).await,
+            quay::get_app_token(&app, request(&get)).await,
             StatusCode::OK,
         );
         check(
-            shared::quay::revoke_app_token(&app, request(&revoke)).await,
+            quay::revoke_app_token(&app, request(&revoke)).await,
             StatusCode::NO_CONTENT,
         );
     });
@@ -216,19 +213,17 @@ fn routes(c: &mut Criterion) {
         });
     };
     bench("create", &create, |app, r| {
-        Box::pin(shared::quay::create_app_token(app, r))
+        Box::pin(quay::create_app_token(app, r))
     });
     bench("list_100", &list, |app, r| {
-        Box::pin(shared::quay::list_app_tokens(app, r))
+        Box::pin(quay::list_app_tokens(app, r))
     });
     bench("list_pats_100", &list_pats, |app, r| {
-        Box::pin(shared::unleash::list_pats(app, r))
+        Box::pin(unleash::list_pats(app, r))
     });
-    bench("get", &get, |app, r| {
-        Box::pin(shared::quay::get_app_token(app, r))
-    });
+    bench("get", &get, |app, r| Box::pin(quay::get_app_token(app, r)));
     bench("revoke", &revoke, |app, r| {
-        Box::pin(shared::quay::revoke_app_token(app, r))
+        Box::pin(quay::revoke_app_token(app, r))
     });
     group.finish();
 }
@@ -247,12 +242,11 @@ fn authorizer(c: &mut Criterion) {
     let mock = mocked(Some(to_attributes(item.lookup())), Vec::new());
     let authorizer = App::new(Store::new(mock.client.clone(), TABLE), config(), None);
 
-    let accept: ApiGatewayV2CustomAuthorizerV2Request = {
-        let mut event: serde_json::Value =
-            serde_json::from_str(&event_text("authorizer.json")).expect("JSON");
-        event["headers"]["authorization"] = format!("Bearer {}", secret.expose()).into();
-        serde_json::from_value(event).expect("an authorizer request")
-    };
+    let accept: ApiGatewayV2CustomAuthorizerV2Request =
+        serde_json::from_str(&event("authorizer.json", |e| {
+            e["headers"]["authorization"] = format!("Bearer {}", secret.expose()).into()
+        }))
+        .expect("an authorizer request");
     // A wrong checksum: the last character changed.
     let mut malformed = accept.clone();
     let mut text = secret.expose().to_owned();
@@ -264,38 +258,25 @@ fn authorizer(c: &mut Criterion) {
     );
 
     rt.block_on(async {
-        assert!(
-            authorize(&authorizer, accept.clone())
-                .await
-                .expect("a decision")
-                .is_authorized
-        );
-        assert!(
-            !authorize(&authorizer, malformed.clone())
-                .await
-                .expect("a decision")
-                .is_authorized
-        );
+        for (request, allowed) in [(&accept, true), (&malformed, false)] {
+            let decision = authorize(&authorizer, request.clone()).await;
+            assert_eq!(decision.expect("a decision").is_authorized, allowed);
+        }
     });
     // One GetItem for the accepted token, no `last used` write (used 10 s ago, within the
     // window), nothing for the malformed one.
     assert_eq!(mock.calls(), [1, 0, 0, 0]);
 
     let mut group = c.benchmark_group("authorizer");
-    group.bench_function("accept", |b| {
-        b.to_async(&rt).iter_batched(
-            || accept.clone(),
-            |request| authorize(&authorizer, request),
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("reject_malformed", |b| {
-        b.to_async(&rt).iter_batched(
-            || malformed.clone(),
-            |request| authorize(&authorizer, request),
-            BatchSize::SmallInput,
-        )
-    });
+    for (name, request) in [("accept", &accept), ("reject_malformed", &malformed)] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_batched(
+                || request.clone(),
+                |request| authorize(&authorizer, request),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     // The whole handler with its log line switched off: what the log line costs.
     group.bench_function("reject_malformed_unlogged", |b| {
         b.to_async(&rt).iter_batched(
