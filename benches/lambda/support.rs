@@ -38,11 +38,11 @@ pub struct Options {
 pub const ALL_STEPS: [&str; 11] = [
     "sizes",
     "cold",
-    "rss",
     "cpu",
     "requests",
     "cleanup",
     "invocation",
+    "rss",
     "e2e",
     "load",
     "cost",
@@ -52,8 +52,8 @@ pub const ALL_STEPS: [&str; 11] = [
 impl Options {
     pub const USAGE: &'static str = "usage: lambda [--short] [--out DIR] [--report FILE] \
         [--criterion DIR] [--build-note TEXT] [--base-url URL (--pat SECRET | --jwt TOKEN)] \
-        [--cleanup-sizes N,N,...] [--baselines DIR] [STEP...]\nsteps: sizes cold rss cpu requests \
-        cleanup invocation e2e load cost report (default: all)";
+        [--cleanup-sizes N,N,...] [--baselines DIR] [STEP...]\nsteps: sizes cold cpu requests \
+        cleanup invocation rss e2e load cost report (default: all)";
 
     pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -350,8 +350,9 @@ pub async fn seed_many(
     seeded
 }
 
-/// `per_user` tokens (expiring in a day, with `scopes`) for each of `users`, created 16 at a
-/// time; returns their secrets in user order.
+/// `per_user` tokens (expiring in 30 days, with `scopes`) for each of `users`, created 16 at a
+/// time; returns their secrets in user order. Outside the expiry notifications' windows (7
+/// days): the notify function's warm runs read only the callers' tokens, not thousands.
 pub async fn seed_secrets(
     store: &Store,
     users: &[String],
@@ -369,7 +370,7 @@ pub async fn seed_secrets(
             let (store, user, scopes) = (store.clone(), user.to_string(), scopes.clone());
             let secret = Secret::generate().map_err(|e| e.to_string())?;
             tasks.spawn(async move {
-                let expires = Some(Utc::now() + Duration::days(1));
+                let expires = Some(Utc::now() + Duration::days(30));
                 let digest = secret.digest();
                 seed_scoped_token(&store, &user, Uuid::new_v4(), &digest, expires, scopes).await;
                 (at, secret)
