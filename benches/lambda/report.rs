@@ -125,7 +125,7 @@ const TITLES: [&str; 10] = [
 /// Joins the sections into the report, with the machine described and a summary of targets.
 /// What the report says of itself before the figures (a full run rewrites the whole file).
 const REPORT_INTRO: &str = "```sh
-./scripts/bench            # every measurement at full counts, written to docs/benchmarks.md (about 45 minutes)
+./scripts/bench            # every measurement at full counts, written to docs/benchmarks.md (11 to 18 minutes)
 ./scripts/bench --short    # every step with tiny counts: proves they run (./scripts/test runs this)
 ```
 
