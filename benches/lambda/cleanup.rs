@@ -21,6 +21,10 @@ use uuid::Uuid;
 /// (25 items at most).
 const TOKENS_PER_BATCH: usize = 8;
 
+/// The tokens due later today fall due no sooner than this after `now`: later than seeding,
+/// settling and both sweeps end at the largest size (about 6 minutes), so neither reads them.
+const DUE_LATER_MARGIN_S: i64 = 1_800;
+
 /// What a table holds: `expired` tokens due for removal, spread over `expired_days` of sweep
 /// buckets, and `not_due` others: 2/5 never expire, 2/5 expire in the coming month, 1/5 expired
 /// within the grace period and are due later today when the day allows it (today's bucket,
@@ -68,9 +72,9 @@ impl Population {
                 let midnight = (self.now.date_naive() + Duration::days(1))
                     .and_time(NaiveTime::MIN)
                     .and_utc();
-                let left = (midnight - self.now).num_seconds() - 600;
+                let left = (midnight - self.now).num_seconds() - 600 - DUE_LATER_MARGIN_S;
                 if left > 60 {
-                    Some(self.now + Duration::seconds(300 + spread(j, left)))
+                    Some(self.now + Duration::seconds(DUE_LATER_MARGIN_S + spread(j, left)))
                 } else {
                     Some(self.now + Duration::days(2))
                 }
@@ -266,7 +270,8 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let sizes: Vec<usize> = options
         .cleanup_sizes
         .clone()
-        .unwrap_or_else(|| options.pick(vec![1_000, 10_000, 50_000], vec![100, 200]));
+        .unwrap_or_else(|| options.pick(vec![1_000, 5_000, 25_000], vec![100, 200]));
+    let largest = sizes.iter().copied().max().unwrap_or(0);
     let workers = 8;
     // Why raw items: the rate of seeding through the store, one transaction per token.
     let probe = fresh_env(&[]).await;
@@ -275,9 +280,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     crate::support::seed_many(&probe.app.store, &users, 10, Duration::days(30), None).await?;
     let store_rate = 400.0 / probe_started.elapsed().as_secs_f64();
     probe.drop_table().await;
-    let mut rows = Vec::new();
-    let mut proportional = true;
-    let mut per_thousand = Vec::new();
+    let (mut rows, mut proportional, mut per_thousand) = (Vec::new(), true, Vec::new());
     for expired in sizes {
         let not_due = 5 * expired;
         let env = fresh_env(&[]).await;
@@ -338,12 +341,12 @@ pub async fn run(options: &Options) -> Result<Section, String> {
          tokens due for removal (expiry + 1 day's grace passed, spread over {} days of sweep \
          buckets) among 5N that are not: 2N that never expire (not in the sweep index), 2N that \
          expire in the coming month (later buckets) and N expired within the grace period, due \
-         later today (in today's bucket, which the sweep reads, excluded by its `sweep_at <= now` \
-         condition). Each token is its item and its lookup record, written with BatchWriteItem \
+         later today, {} minutes on at the earliest (in today's bucket, which the sweep reads, \
+         excluded by its `sweep_at <= now` condition; in two days when the day is too short). Each token is its item and its lookup record, written with BatchWriteItem \
          ({workers} concurrent loops) as raw items built by `TokenItem::new` and `.lookup()`: \
          the items `Store::create_token` writes, without its UpdateItem and transaction per \
          token: through the store DynamoDB Local took {store_rate:.0} tokens/s here (measured \
-         on 400), {:.0} minutes for the 300,000 tokens of the largest size; and without their `ttl` attribute: \
+         on 400), {:.0} minutes for the {} tokens of the largest size; and without their `ttl` attribute: \
          DynamoDB Local does delete expired items by TTL (about one a second), which would race \
          the run being measured; the sweep never reads `ttl`. Then one run of \
          `shared::cleanup::cleanup` (the handler the function runs, in-process, no deadline), \
@@ -352,7 +355,9 @@ pub async fn run(options: &Options) -> Result<Section, String> {
          exactly N), never to the table. The deployed function has a 120 s timeout and stops \
          1 s before it, leaving the rest to the next hourly run.",
         Population::new(0, 0, Utc::now()).expired_days,
-        300_000.0 / store_rate / 60.0
+        DUE_LATER_MARGIN_S / 60,
+        6.0 * largest as f64 / store_rate / 60.0,
+        6 * largest
     ));
     section.table(
         &[

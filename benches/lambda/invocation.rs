@@ -3,7 +3,8 @@
 //! function, and the minimal DynamoDB function making one GetItem, two GetItems, or a GetItem
 //! and a Query: the calls the routes make): each under the runtime emulator against DynamoDB
 //! Local, its `bootstrap` process's CPU time read from `/proc` before and after many warm
-//! invocations (`warm.rs`). Cold starts are the cold step's (item 2).
+//! invocations (`warm.rs`). Cold starts are the cold step's (item 2); the same runs' memory is
+//! item 3's (`rss.rs`).
 
 use crate::support::{
     answered_as_expected, conditions, fresh_env, functions, ms, Function, Options, Section,
@@ -178,6 +179,8 @@ pub async fn run(options: &Options) -> Result<Section, String> {
     let mut rows = Vec::new();
     let mut data_functions = serde_json::Map::new();
     let mut data_baselines = serde_json::Map::new();
+    // Item 3's figures (rss.rs), in the template's order.
+    let mut data_memory = Vec::new();
     for (case, measured) in &results {
         // The baseline with the same DynamoDB calls, and its figure.
         let same = match &case.kind {
@@ -197,6 +200,9 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         let m = match measured {
             Ok(m) => m,
             Err(e) => {
+                if let Kind::Function(_) = case.kind {
+                    data_memory.push(json!({"function": case.name, "error": e}));
+                }
                 let mut row = vec![label, "—".into(), "—".into(), e.clone()];
                 row.extend(std::iter::repeat_n("—".to_owned(), 7));
                 rows.push(row);
@@ -265,6 +271,15 @@ pub async fn run(options: &Options) -> Result<Section, String> {
                     figures["same_calls_baseline"] = name.into();
                 }
                 data_functions.insert(case.name.clone(), figures);
+                data_memory.push(json!({
+                    "function": case.name,
+                    "invocations": m.invocations,
+                    "failures": m.failures,
+                    "window": m.memory.window,
+                    "first_window": m.memory.first_window,
+                    "last_window": m.memory.last_window,
+                    "peak": m.memory.peak,
+                }));
                 let measured_text = match (target_ratio, m.failures) {
                     (_, failures) if failures > 0 => format!(
                         "{} ({failures} of {} invocations failed{})",
@@ -359,6 +374,7 @@ pub async fn run(options: &Options) -> Result<Section, String> {
         "invocations": invocations,
         "functions": data_functions,
         "baselines": data_baselines,
+        "memory": data_memory,
     }));
     Ok(section)
 }

@@ -8,8 +8,9 @@
 //!     [--cleanup-sizes N,N,...] [--baselines DIR] STEP...
 //! ```
 //!
-//! Steps: `sizes`, `cold`, `rss`, `cpu` (reads criterion's output), `requests`, `cleanup`,
-//! `invocation`, `e2e` and `load` (these two through the local server at `--base-url`), `cost`
+//! Steps: `sizes`, `cold`, `cpu` (reads criterion's output), `requests`, `cleanup`,
+//! `invocation`, `rss` (reads the invocations' memory figures), `e2e` and `load` (these two
+//! through the local server at `--base-url`), `cost`
 //! (reads what `requests` and `invocation` saved), `report`. Each writes `DIR/<item>.md` and
 //! `DIR/<item>.json` (its verdicts), some `DIR/<item>.data.json` (figures for later steps);
 //! `report` joins them into FILE with a description of the machine.
@@ -58,7 +59,7 @@ fn main() {
             match step.as_str() {
                 "sizes" => sizes::run(&options).map(Some),
                 "cold" => cold::run(&options).await.map(Some),
-                "rss" => rss::run(&options).await.map(Some),
+                "rss" => rss::run(&options).map(Some),
                 "cpu" => cpu::run(&options).map(Some),
                 "requests" => requests::run(&options).await.map(Some),
                 "cleanup" => cleanup::run(&options).await.map(Some),

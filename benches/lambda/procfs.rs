@@ -215,3 +215,16 @@ pub fn cpu(pid: u32) -> Option<Cpu> {
         .filter(|us| *us > 0.0);
     Some(Cpu { stat_us, sched_us })
 }
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
+}

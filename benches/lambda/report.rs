@@ -125,7 +125,7 @@ const TITLES: [&str; 10] = [
 /// Joins the sections into the report, with the machine described and a summary of targets.
 /// What the report says of itself before the figures (a full run rewrites the whole file).
 const REPORT_INTRO: &str = "```sh
-./scripts/bench            # every measurement at full counts, written to docs/benchmarks.md (about 45 minutes)
+./scripts/bench            # every measurement at full counts, written to docs/benchmarks.md (11 to 18 minutes)
 ./scripts/bench --short    # every step with tiny counts: proves they run (./scripts/test runs this)
 ```
 
@@ -135,7 +135,7 @@ release profile, (2) cold start under the runtime interface emulator against Dyn
 (3) peak RSS over 1,000 warm invocations and its growth, (4) handler CPU per request with
 DynamoDB answered in-process by `aws-smithy-mocks` (criterion, `shared/benches/handlers.rs`),
 (5) DynamoDB requests per operation, counted by an SDK interceptor, against the minimum the keys
-allow, and the on-demand request units they cost, (6) cleanup at 1k / 10k / 50k expired tokens
+allow, and the on-demand request units they cost, (6) cleanup at 1k / 5k / 25k expired tokens
 among five times as many live ones, (7) requests/s and p50/p99 through `./scripts/run`'s server,
 the PAT-authenticated list, 16 connections for 30 s, (8) CPU per warm invocation of every
 function's whole process, from `/proc` over 1,000 invocations, beside baselines built in the

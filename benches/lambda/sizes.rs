@@ -9,15 +9,21 @@ const LIMIT: u64 = 8 * 1024 * 1024;
 pub fn run(options: &Options) -> Result<Section, String> {
     let mut section = Section::new(1, "Binary size");
     conditions(&mut section);
+    let dir = sam_build_dir();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from);
+    let shown = match (
+        dir.strip_prefix(harness::workspace_root()),
+        target.as_deref().and_then(|t| dir.strip_prefix(t).ok()),
+    ) {
+        (Ok(inside), _) => inside.display().to_string(),
+        (_, Some(in_target)) => format!("$CARGO_TARGET_DIR/{}", in_target.display()),
+        _ => dir.display().to_string(),
+    };
     section.paragraph(format!(
-        "The `bootstrap` of every function in `template.yaml`, as `sam build --parameter-overrides \
-         Architecture=x86_64` (BuildMethod `rust-cargolambda`) leaves it in `{}`. Lambda runs the \
-         arm64 build in production; its size differs by a few percent. Target: each ≤ 8 MiB \
-         ({LIMIT} bytes).{}",
-        sam_build_dir()
-            .strip_prefix(harness::workspace_root())
-            .unwrap_or(&sam_build_dir())
-            .display(),
+        "The `bootstrap` of every function in `template.yaml` for x86_64, built by BuildMethod \
+         `rust-cargolambda`'s command (`cargo lambda build --release`) and laid out as `sam \
+         build` lays it out, in `{shown}`. Lambda runs the arm64 build in production; its size \
+         differs by a few percent. Target: each ≤ 8 MiB ({LIMIT} bytes).{}",
         if options.build_note.is_empty() {
             String::new()
         } else {

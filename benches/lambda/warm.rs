@@ -1,6 +1,7 @@
-//! Item 8's measurement: one process under the runtime emulator, its CPU from `/proc` over many
-//! warm invocations (`invocation.rs` chooses the cases and writes the section); and what the
-//! steps that invoke a function under the emulator share (cold start, memory, item 8).
+//! Items 8's and 3's measurement: one process under the runtime emulator, its CPU and its
+//! resident memory from `/proc` over many warm invocations (`invocation.rs` chooses the cases
+//! and writes item 8, `rss.rs` writes item 3 from the same runs); and the emulator helper the
+//! steps that invoke a function share (cold start, item 8).
 
 use crate::procfs::{self, Cpu};
 use harness::rie::Emulator;
@@ -30,6 +31,20 @@ pub struct Measured {
     /// The emulator's `REPORT` durations of the measured invocations, in ms.
     pub durations_ms: Vec<f64>,
     pub round_trips: Vec<Duration>,
+    pub memory: Memory,
+}
+
+/// The function process's resident memory over the measured invocations, in bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Memory {
+    /// The measured invocations in each window (a tenth of them, at most 100).
+    pub window: usize,
+    /// The highest `VmRSS` after each invocation of the first window.
+    pub first_window: u64,
+    /// The same for the last window.
+    pub last_window: u64,
+    /// `VmHWM` after the last invocation: the process's peak.
+    pub peak: u64,
 }
 
 impl Measured {
@@ -82,13 +97,27 @@ pub async fn measure<K>(
     let before = procfs::cpu(pid).ok_or("the bootstrap process is gone")?;
     let rie_before = rie.and_then(procfs::cpu);
     let mut round_trips = Vec::with_capacity(invocations);
+    let mut memory = Memory {
+        window: (invocations / 10).clamp(1, 100),
+        ..Memory::default()
+    };
     for i in 0..invocations {
         let e = event(1 + warm_up + i);
         let started = Instant::now();
         let answer = emulator.invoke(&e).await?;
         round_trips.push(started.elapsed());
         failures.check(&answer, &expected);
+        // Read by this process between invocations: the function's CPU does not include it.
+        if i < memory.window {
+            memory.first_window = memory
+                .first_window
+                .max(procfs::status_bytes(pid, "VmRSS:")?);
+        }
+        if i + memory.window >= invocations {
+            memory.last_window = memory.last_window.max(procfs::status_bytes(pid, "VmRSS:")?);
+        }
     }
+    memory.peak = procfs::status_bytes(pid, "VmHWM:")?;
     tokio::time::sleep(SETTLE).await;
     let after = procfs::cpu(pid).ok_or("the bootstrap process is gone")?;
     let rie_after = rie.and_then(procfs::cpu);
@@ -114,6 +143,7 @@ pub async fn measure<K>(
         },
         durations_ms,
         round_trips,
+        memory,
     })
 }
 

@@ -94,9 +94,11 @@ impl WarmEvents {
         };
         let to_revoke = tokens(seed_many(store, &revoke_users, per_user, month, None).await?);
         let to_delete = tokens(seed_many(store, &delete_users, per_user, month, None).await?);
+        // Outside the expiry notifications' windows (7 days): the notify function's warm runs
+        // read the callers' tokens, not thousands.
         let secrets = async |role: &str, scopes: Option<Vec<String>>| {
             let users = users_named(role, users_needed);
-            let seeded = seed_many(store, &users, per_user, day, scopes).await?;
+            let seeded = seed_many(store, &users, per_user, month, scopes).await?;
             Ok::<Vec<Secret>, String>(seeded.into_iter().map(|(_, s)| s).collect())
         };
         let self_rotate = Some(vec![shared::tokens::scopes::SELF_ROTATE.to_owned()]);
