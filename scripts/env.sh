@@ -10,3 +10,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tok
 # local builds (and the emulator, which is x86_64 here) use x86_64.
 export SAM_BUILD_ARCHITECTURE="${SAM_BUILD_ARCHITECTURE:-x86_64}"
 unset _root
+
+# The functions template.yaml declares, one "<LogicalId> <binary>" line each (BuildMethod
+# rust-cargolambda's Binary), for the scripts that build them all in one cargo invocation.
+template_functions() {
+  awk '/^  [A-Za-z0-9]+:$/ { id = substr($1, 1, length($1) - 1) }
+       /^ +Binary: / { print id, $2 }' "${1:-template.yaml}"
+}
