@@ -6,7 +6,7 @@
 use crate::support::*;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, Utc};
-use harness::moto::Moto;
+use harness::moto::{EventQueue, Moto};
 use serde_dynamo::aws_sdk_dynamodb_1::to_item;
 use serde_json::Value;
 use shared::events::EventBus;
@@ -30,6 +30,16 @@ fn bus_and_queue() -> (String, String) {
     let n = QUEUES.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
     (format!("tokens-{pid}-{n}"), format!("events-{pid}-{n}"))
+}
+
+/// A bus of this test's own with a queue its events are delivered to: its name and the queue.
+async fn delivering_bus() -> (String, EventQueue) {
+    let (name, queue) = bus_and_queue();
+    let delivered = Moto::shared()
+        .bus_to_queue(&name, &queue)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (name, delivered)
 }
 
 fn bus(name: &str) -> EventBus {
@@ -267,11 +277,7 @@ async fn users_over_several_rounds_get_exactly_their_digests_once_per_threshold(
     // Users i % 6 = 0 (1 day), 1 (7 days), 3 (both), 4 (7 days): 40 + 40 + 2 x 40 + 40.
     let sixth = (USERS / 6) as usize;
     assert_eq!(expected.len(), 5 * sixth, "the seed's own arithmetic");
-    let (name, queue) = bus_and_queue();
-    let delivered = Moto::shared()
-        .bus_to_queue(&name, &queue)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (name, delivered) = delivering_bus().await;
     let bus = bus(&name);
 
     env.requests.reset();
@@ -365,11 +371,7 @@ async fn two_concurrent_runs_announce_each_token_once() {
     let env = Arc::new(TestEnv::new().await);
     let now = Utc::now();
     let expected = seed(&env, 120, now).await;
-    let (name, queue) = bus_and_queue();
-    let delivered = Moto::shared()
-        .bus_to_queue(&name, &queue)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (name, delivered) = delivering_bus().await;
     let bus = Arc::new(bus(&name));
     let mut runs = JoinSet::new();
     for _ in 0..2 {
@@ -528,11 +530,7 @@ async fn a_partly_refused_publish_marks_what_was_accepted_and_fails_the_run() {
     assert_eq!(claims(&env).await, vec![], "claims left by a failed run");
 
     // At once (Lambda's retry): only bob's event is left to send.
-    let (name, queue) = bus_and_queue();
-    let delivered = Moto::shared()
-        .bus_to_queue(&name, &queue)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (name, delivered) = delivering_bus().await;
     let retry = run(&env, &bus(&name), now + Duration::seconds(5)).await;
     let sent = digests(&delivered.drain().await);
     assert_eq!(
@@ -552,11 +550,7 @@ async fn a_run_failing_midway_leaves_no_claim_and_an_immediate_retry_sends_the_e
     let env = Arc::new(TestEnv::new().await);
     let now = Utc::now();
     let expected = seed(&env, 12, now).await;
-    let (name, queue) = bus_and_queue();
-    let delivered = Moto::shared()
-        .bus_to_queue(&name, &queue)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (name, delivered) = delivering_bus().await;
     // DynamoDB fails the consistent read under the claims: the claims are taken, nothing sent.
     let (client, fault) = crate::faults::FailRequests::on(&env.client, "BatchGetItem", "");
     let mut faulty = env.app.clone();
@@ -581,11 +575,7 @@ async fn a_run_stopped_at_its_deadline_leaves_no_claim() {
     let soon = create(&env, "dana", now + Duration::hours(10), now).await;
     let later = create(&env, "dana", now + Duration::days(3), now).await;
     crate::cleanup::wait_for_index(&env, 2).await;
-    let (name, queue) = bus_and_queue();
-    let delivered = Moto::shared()
-        .bus_to_queue(&name, &queue)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (name, delivered) = delivering_bus().await;
     // Time runs out after the 1-day round, before the 7-day one.
     let asked = AtomicU32::new(0);
     let out_of_time = || asked.fetch_add(1, Ordering::SeqCst) >= 1;
@@ -626,11 +616,7 @@ async fn a_rotation_to_a_new_expiry_is_announced_afresh() {
         )
         .await
         .expect("create");
-    let (name, queue) = bus_and_queue();
-    let queue = Moto::shared()
-        .bus_to_queue(&name, &queue)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (name, queue) = delivering_bus().await;
     let bus = bus(&name);
     assert_eq!(run(&env, &bus, now).await.announced, 1);
     assert_eq!(run(&env, &bus, now).await.announced, 0);
