@@ -27,9 +27,42 @@ struct Seeded {
     digest: SecretDigest,
 }
 
+/// Creates token `i` of `user` (created 10 days before `now`, expiring at `expires`) through
+/// the store.
+async fn seed_one(
+    env: &TestEnv,
+    kind: Kind,
+    user: String,
+    i: u32,
+    (now, expires): (chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>),
+) -> Seeded {
+    let secret = Secret::generate().unwrap();
+    let new = NewToken {
+        user_id: user.clone(),
+        uuid: Uuid::new_v4(),
+        title: format!("t{i}"),
+        created: now - Duration::days(10),
+        expires,
+        scopes: None,
+    };
+    let token = env
+        .app
+        .store
+        .create_token(new, &secret.digest(), 100, env.app.config.ttl_grace)
+        .await
+        .expect("seed");
+    Seeded {
+        kind,
+        user,
+        uuid: token.uuid,
+        digest: secret.digest(),
+    }
+}
+
 /// 500 tokens across 50 users: 200 expired past the grace period (spread over several days of
 /// sweep buckets), 50 expired within it, 250 live (half of them never expiring).
 async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
+    env.without_ttl_deletion().await;
     let now = Utc::now();
     let mut tasks = JoinSet::new();
     // Sixteen creates at a time: DynamoDB Local on a loaded two-core machine has been seen to
@@ -58,28 +91,7 @@ async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
                 ),
                 _ => (Kind::Live, None),
             };
-            let user = format!("user-{}", i % 50);
-            let secret = Secret::generate().unwrap();
-            let new = NewToken {
-                user_id: user.clone(),
-                uuid: Uuid::new_v4(),
-                title: format!("t{i}"),
-                created: now - Duration::days(10),
-                expires,
-                scopes: None,
-            };
-            let token = env
-                .app
-                .store
-                .create_token(new, &secret.digest(), 100, env.app.config.ttl_grace)
-                .await
-                .expect("seed");
-            Seeded {
-                kind,
-                user,
-                uuid: token.uuid,
-                digest: secret.digest(),
-            }
+            seed_one(&env, kind, format!("user-{}", i % 50), i, (now, expires)).await
         });
     }
     let mut seeded = Vec::new();
@@ -109,8 +121,9 @@ async fn seed(env: &Arc<TestEnv>) -> Vec<Seeded> {
 /// expire), so the runs below are measured on a settled index.
 pub(crate) async fn wait_for_index(env: &TestEnv, expected: i32) {
     let now = Utc::now();
+    let mut count = 0;
     for _ in 0..100 {
-        let mut count = 0;
+        count = 0;
         for days in -31..=8 {
             let bucket = format!("SWEEP#{}", (now - Duration::days(days)).format("%Y-%m-%d"));
             let page = env
@@ -134,7 +147,7 @@ pub(crate) async fn wait_for_index(env: &TestEnv, expected: i32) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("the sweep index never reached {expected} items");
+    panic!("the sweep index never reached {expected} items (last count {count})");
 }
 
 fn scheduled_event(deadline_in_ms: Option<u64>) -> LambdaEvent<Value> {
@@ -315,26 +328,18 @@ async fn a_sweep_stopped_at_any_point_leaves_no_orphan() {
     // Small pages, and a stop signal that says "stop" after k questions, for every k: the
     // run stops before a page, or between two groups of removals, at every place it can.
     let env = Arc::new(TestEnv::new().await.with_page_size(7));
+    env.without_ttl_deletion().await;
     let now = Utc::now();
     for i in 0..30 {
-        let new = NewToken {
-            user_id: format!("user-{}", i % 3),
-            uuid: Uuid::new_v4(),
-            title: format!("t{i}"),
-            created: now - Duration::days(10),
-            expires: Some(now - Duration::days(2)),
-            scopes: None,
-        };
-        env.app
-            .store
-            .create_token(
-                new,
-                &Secret::generate().unwrap().digest(),
-                100,
-                env.app.config.ttl_grace,
-            )
-            .await
-            .expect("seed");
+        let at = (now, Some(now - Duration::days(2)));
+        seed_one(
+            &env,
+            Kind::ExpiredPastGrace,
+            format!("user-{}", i % 3),
+            i,
+            at,
+        )
+        .await;
     }
     wait_for_index(&env, 30).await;
     let mut total = 0;
@@ -372,30 +377,13 @@ async fn a_sweep_stopped_at_any_point_leaves_no_orphan() {
 #[tokio::test]
 async fn a_failed_removal_is_skipped_and_counted_and_the_others_are_removed() {
     let env = TestEnv::new().await;
+    env.without_ttl_deletion().await;
     let now = Utc::now();
     let mut seeded = Vec::new();
     for i in 0..6 {
-        let secret = Secret::generate().unwrap();
-        let new = NewToken {
-            user_id: format!("user-{}", i % 2),
-            uuid: Uuid::new_v4(),
-            title: format!("t{i}"),
-            created: now - Duration::days(10),
-            expires: Some(now - Duration::days(2)),
-            scopes: None,
-        };
-        let token = env
-            .app
-            .store
-            .create_token(new, &secret.digest(), 100, env.app.config.ttl_grace)
-            .await
-            .expect("seed");
-        seeded.push(Seeded {
-            kind: Kind::ExpiredPastGrace,
-            user: token.user_id,
-            uuid: token.uuid,
-            digest: secret.digest(),
-        });
+        let expires = Some(now - Duration::days(2));
+        let user = format!("user-{}", i % 2);
+        seeded.push(seed_one(&env, Kind::ExpiredPastGrace, user, i, (now, expires)).await);
     }
     wait_for_index(&env, 6).await;
     let broken = seeded[3].uuid;

@@ -44,6 +44,25 @@ impl TestEnv {
         self.app.store.table()
     }
 
+    /// Turns the table's TTL off. DynamoDB Local deletes items whose `ttl` has passed, a few a
+    /// second (DynamoDB within days): tokens a test seeds already past their grace would vanish
+    /// while it waits for the sweep index or runs the sweep, which never reads `ttl`. Tests of
+    /// the sweep call this before seeding, so that only the sweep removes tokens.
+    pub async fn without_ttl_deletion(&self) {
+        let off = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+            .attribute_name(shared::store::items::TTL)
+            .enabled(false)
+            .build()
+            .expect("a TTL specification");
+        self.client
+            .update_time_to_live()
+            .table_name(self.table())
+            .time_to_live_specification(off)
+            .send()
+            .await
+            .expect("UpdateTimeToLive");
+    }
+
     /// Every item in the table but the audit log's (`tests/integration/audit.rs` reads those):
     /// tokens, lookup records, counters and title counts.
     pub async fn scan_all(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
